@@ -1,0 +1,97 @@
+"""The `layerctl` command group: wiring only.
+
+Each command lives in its own module under `layerctl.commands` and is imported only when it is
+invoked, so `layerctl validate` never pays for NumPy training code or rich progress bars.
+Errors raised as `LayerctlError` become one line per problem on stderr and exit code 1;
+Ctrl-C becomes exit code 130. No traceback ever reaches a user for their own mistakes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from layerctl import __version__
+from layerctl.errors import LayerctlError
+
+# command name -> (module under layerctl.commands, one-line help for `layerctl --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("validate", "Check specs for errors (files or folders), for CI and pre-commit."),
+    "shapes": ("shapes", "Print a Keras-style summary: output shapes and parameter counts."),
+    "schema": ("schema", "Print the JSON Schema of the spec format (for editors)."),
+    "train": ("train", "Train a model spec on data and write a run folder."),
+    "evaluate": ("evaluate", "Compute loss and metrics of trained weights on data."),
+    "predict": ("predict", "Run trained weights on inputs and write the outputs."),
+    "pad": ("pad", "Tokenize and pad text corpora into arrays, like Keras pad_sequences."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self._module(name) is not None]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        module = self._module(name)
+        return None if module is None else module.command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if not rows:
+            return
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    @staticmethod
+    def _module(name: str):
+        if name not in COMMANDS:
+            return None
+        try:
+            return importlib.import_module(f"layerctl.commands.{COMMANDS[name][0]}")
+        except ModuleNotFoundError as error:
+            if error.name == f"layerctl.commands.{COMMANDS[name][0]}":
+                return None  # not built yet in this version
+            raise
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="layerctl")
+def cli() -> None:
+    """Build, check and train neural networks from YAML specs, with Keras semantics.
+
+    \b
+    Example:
+      layerctl validate specs/
+      layerctl shapes specs/mnist_cnn.yaml
+      layerctl train specs/digits_cnn.yaml
+    """
+
+
+def report_error(error: LayerctlError) -> None:
+    """Print every problem of `error` on stderr, one line each."""
+    for problem in error.problems:
+        click.echo(problem.render(), err=True)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except LayerctlError as error:
+        report_error(error)
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
