@@ -19,10 +19,15 @@ from typing import Annotated, Any, Literal, Union, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag
 
 
+# canonical `type` name -> its model, for every choice made with `by_name_or_mapping`, so error
+# messages can suggest the right argument names ("did you mean 'stddev'?").
+CHOICE_MODELS: dict[str, type[BaseModel]] = {}
+
+
 class Frozen(BaseModel):
     """Base of every spec model: immutable, unknown keys are errors."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
 def snake_case(name: str) -> str:
@@ -42,6 +47,7 @@ def by_name_or_mapping(*models: type[BaseModel]) -> Any:
     by_spelling: dict[str, str] = {}
     for model in models:
         canonical = type_names(model)[0]
+        CHOICE_MODELS.setdefault(canonical, model)
         for spelling in type_names(model):
             by_spelling[spelling] = canonical
             by_spelling[snake_case(spelling)] = canonical

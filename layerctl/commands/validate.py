@@ -1,0 +1,96 @@
+"""`layerctl validate PATH...`: check spec files (and folders of them) for CI and pre-commit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from layerctl.errors import LayerctlError, Location, Problem
+
+SPEC_SUFFIXES = (".yaml", ".yml")
+IGNORE_MARKER = ".layerctlignore"  # a folder holding this file is skipped when found recursively
+
+
+def discover(paths: tuple[str, ...]) -> tuple[list[Path], list[Problem]]:
+    """The spec files named by `paths`: files as given, folders searched recursively for
+    *.yaml / *.yml, skipping hidden folders and folders that hold a `.layerctlignore` file."""
+    files, problems = [], []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            files.extend(sorted(_walk(path)))
+        else:
+            problems.append(Problem("no such file or folder", Location(raw)))
+    return files, problems
+
+
+def _walk(folder: Path):
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir():
+            if not entry.name.startswith(".") and not (entry / IGNORE_MARKER).exists():
+                yield from _walk(entry)
+        elif entry.suffix in SPEC_SUFFIXES:
+            yield entry
+
+
+def check(path: Path) -> list[Problem]:
+    """Every problem (errors and warnings) of one spec file."""
+    from layerctl.commands.common import load_plan
+
+    try:
+        return list(load_plan(str(path)).warnings)
+    except LayerctlError as error:
+        return error.problems
+
+
+def github_line(problem: Problem) -> str:
+    """A GitHub Actions workflow command, so problems show up as annotations on the diff."""
+    where = problem.location or Location()
+    parts = [f"file={where.file}"] if where.file else []
+    if where.line:
+        parts.append(f"line={where.line}")
+    if where.col:
+        parts.append(f"col={where.col}")
+    text = problem.message if problem.hint is None else f"{problem.message}; {problem.hint}"
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return f"::{problem.severity} {','.join(parts)}::{text}"
+
+
+@click.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "github"]),
+              default="text", show_default=True, help="How to print problems.")
+def command(paths: tuple[str, ...], output_format: str) -> None:
+    """Check spec files and folders of specs (*.yaml, *.yml, recursively).
+
+    Prints one line per problem, `file:line:col: message`, and exits 1 if any spec is invalid
+    (warnings alone exit 0). Folders holding a `.layerctlignore` file are skipped when found
+    recursively, e.g. a folder of specs that are meant to fail.
+
+    \b
+    Example:
+      layerctl validate specs/
+      layerctl validate --format github specs/   # annotations in GitHub Actions
+    """
+    files, problems = discover(paths)
+    for path in files:
+        problems.extend(check(path))
+    failed = any(p.severity == "error" for p in problems)
+    if output_format == "json":
+        click.echo(json.dumps({"valid": not failed, "files": len(files), "problems": [
+            {"file": p.location.file if p.location else None,
+             "line": p.location.line if p.location else None,
+             "col": p.location.col if p.location else None,
+             "severity": p.severity, "message": p.message, "hint": p.hint} for p in problems]}))
+    else:
+        render = github_line if output_format == "github" else Problem.render
+        for problem in problems:
+            click.echo(render(problem))
+        invalid = len({p.location.file for p in problems if p.severity == "error" and p.location})
+        click.echo(f"{len(files)} spec(s) checked, {invalid} invalid", err=True)
+    if failed:
+        raise SystemExit(1)

@@ -1,0 +1,178 @@
+"""Conv1D and Conv2D: cross-correlation with Keras's arguments, padding rules and kernel layout.
+
+The kernel is (k…, in_channels / groups, filters) in both data formats, as in Keras. The window
+math lives in `layerctl.ops.conv` (strided views and one matmul); these classes validate
+arguments with Keras's messages, compute shapes, and move channels_first data to channels-last.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from layerctl.activations import ActivationName
+from layerctl.constraints import Constraint
+from layerctl.initializers import Initializer
+from layerctl.layers.base import (
+    DataFormat,
+    IncompatibleShape,
+    Shape,
+    SingleInputLayer,
+    WeightSpec,
+    format_shape,
+    int_tuple,
+    lower_string,
+    require_rank,
+)
+from layerctl.layers.core import activate, activate_backward
+from layerctl.layers.pooling import from_channels_last, spatial_axes, to_channels_last
+from layerctl.regularizers import Regularizer
+
+IntOrTuple = int | list[int] | tuple[int, ...]
+
+
+class _Conv(SingleInputLayer):
+    filters: int = Field(description="Number of output channels.")
+    kernel_size: IntOrTuple = Field(description="Window size: an int or one int per spatial axis.")
+    strides: IntOrTuple = 1
+    padding: str = "valid"
+    data_format: DataFormat | None = None
+    dilation_rate: IntOrTuple = 1
+    groups: int = 1
+    activation: ActivationName | None = None
+    use_bias: bool = True
+    kernel_initializer: Initializer = "glorot_uniform"
+    bias_initializer: Initializer = "zeros"
+    kernel_regularizer: Regularizer | None = None
+    bias_regularizer: Regularizer | None = None
+    activity_regularizer: Regularizer | None = None
+    kernel_constraint: Constraint | None = None
+    bias_constraint: Constraint | None = None
+
+    spatial_rank: ClassVar[int] = 0
+    paddings: ClassVar[tuple[str, ...]] = ("valid", "same")
+
+    _lower = field_validator("padding", "data_format", mode="before")(lower_string)
+
+    @field_validator("filters", "groups", mode="before")
+    @classmethod
+    def _strict_int(cls, value: Any, info) -> Any:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be an integer. Received {info.field_name}={value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _keras_checks(self) -> _Conv:
+        rank = self.spatial_rank
+        if self.filters <= 0:
+            raise ValueError("Invalid value for argument filters. Expected a strictly positive "
+                             f"value. Received filters={self.filters}.")
+        if self.groups <= 0:
+            raise ValueError("The number of groups must be a positive integer. "
+                             f"Received: groups={self.groups}.")
+        if self.filters % self.groups:
+            raise ValueError("The number of filters must be evenly divisible by the number of "
+                             f"groups. Received: groups={self.groups}, filters={self.filters}.")
+        if self.padding not in self.paddings:
+            allowed = "{" + ", ".join(repr(p) for p in self.paddings) + "}"
+            raise ValueError(f"The padding argument must be one of {allowed}. "
+                             f"Received: {self.padding}")
+        kernel = int_tuple(self.kernel_size, rank, "kernel_size")
+        strides = int_tuple(self.strides, rank, "strides")
+        dilation = int_tuple(self.dilation_rate, rank, "dilation_rate")
+        if max(strides) > 1 and max(dilation) > 1:
+            raise ValueError("strides > 1 not supported in conjunction with dilation_rate > 1. "
+                             f"Received: strides={strides} and dilation_rate={dilation}")
+        del kernel
+        return self
+
+    def kernel_tuple(self) -> tuple[int, ...]:
+        return int_tuple(self.kernel_size, self.spatial_rank, "kernel_size")
+
+    def stride_tuple(self) -> tuple[int, ...]:
+        return int_tuple(self.strides, self.spatial_rank, "strides")
+
+    def dilation_tuple(self) -> tuple[int, ...]:
+        return int_tuple(self.dilation_rate, self.spatial_rank, "dilation_rate")
+
+    def _in_channels(self, input_shape: Shape) -> int:
+        axis = 1 if self.data_format == "channels_first" else len(input_shape) - 1
+        channels = input_shape[axis]
+        if channels is None:
+            raise IncompatibleShape("the channel axis of the input must be defined; received "
+                                    f"{format_shape(input_shape)}")
+        if channels % self.groups:
+            raise IncompatibleShape(
+                "The number of input channels must be evenly divisible by the number of groups. "
+                f"Received groups={self.groups}, but the input has {channels} channels "
+                f"(full input shape is {format_shape(input_shape)}).")
+        return channels
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        from layerctl.ops.windows import output_length
+
+        require_rank(input_shape, exact=self.spatial_rank + 2)
+        self._in_channels(input_shape)
+        shape = list(input_shape)
+        axes = spatial_axes(self.data_format, len(shape))
+        for axis, k, s, d in zip(axes, self.kernel_tuple(), self.stride_tuple(),
+                                 self.dilation_tuple(), strict=True):
+            size = output_length(input_shape[axis], k, self.padding, s, d)
+            if size is not None and size <= 0:
+                raise IncompatibleShape(
+                    "Computed output size would be zero or negative. Received inputs shape="
+                    f"{format_shape(input_shape)}, kernel shape="
+                    f"{self.kernel_tuple() + (self._in_channels(input_shape) // self.groups, self.filters)}.")
+            shape[axis] = size
+        shape[1 if self.data_format == "channels_first" else -1] = self.filters
+        return tuple(shape)
+
+    def weight_specs(self, input_shape: Shape) -> list[WeightSpec]:
+        kernel_shape = self.kernel_tuple() + (self._in_channels(input_shape) // self.groups,
+                                              self.filters)
+        specs = [WeightSpec("kernel", kernel_shape, True, self.kernel_initializer,
+                            self.kernel_regularizer, self.kernel_constraint)]
+        if self.use_bias:
+            specs.append(WeightSpec("bias", (self.filters,), True, self.bias_initializer,
+                                    self.bias_regularizer, self.bias_constraint))
+        return specs
+
+    def forward(self, weights, x, mask, training, rng):
+        from layerctl.ops.conv import conv_forward
+
+        z, conv_cache = conv_forward(to_channels_last(x, self.data_format), weights["kernel"],
+                                     self.stride_tuple(), self.padding, self.dilation_tuple(),
+                                     self.groups)
+        if self.use_bias:
+            z += weights["bias"]
+        y = activate(self.activation, z)
+        return from_channels_last(y, self.data_format), (conv_cache, z, y)
+
+    def backward(self, weights, cache, dy):
+        from layerctl.ops.conv import conv_backward
+
+        conv_cache, z, y = cache
+        dz = activate_backward(self.activation, z, y, to_channels_last(dy, self.data_format))
+        dx, dkernel = conv_backward(conv_cache, dz)
+        grads = {"kernel": dkernel}
+        if self.use_bias:
+            grads["bias"] = dz.reshape(-1, self.filters).sum(axis=0)
+        return from_channels_last(dx, self.data_format), grads
+
+
+class Conv1D(_Conv):
+    """1D convolution over (batch, steps, channels); `causal` padding looks only backwards."""
+
+    type: Literal["Conv1D", "Convolution1D"]
+    keras_class = "Conv1D"
+    spatial_rank = 1
+    paddings = ("valid", "same", "causal")
+
+
+class Conv2D(_Conv):
+    """2D convolution over (batch, rows, cols, channels) or channels_first (batch, channels, …)."""
+
+    type: Literal["Conv2D", "Convolution2D"]
+    keras_class = "Conv2D"
+    spatial_rank = 2

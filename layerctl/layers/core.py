@@ -1,0 +1,217 @@
+"""Core layers: Dense, Activation, Dropout, Masking, Flatten.
+
+Each layer's forward and backward sit side by side so one can be checked against the other.
+Formulas and argument validation follow Keras 3 (see shared/keras-reference.md §1, §3-§5, §11).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from layerctl import activations
+from layerctl.activations import ActivationName
+from layerctl.constraints import Constraint
+from layerctl.initializers import Initializer
+from layerctl.layers.base import (
+    DataFormat,
+    IncompatibleShape,
+    Number,
+    PositiveInt,
+    Rate,
+    Shape,
+    SingleInputLayer,
+    WeightSpec,
+    lower_string,
+    require_rank,
+)
+from layerctl.regularizers import Regularizer
+
+
+def activate(name: str | None, z: np.ndarray) -> np.ndarray:
+    return z if name in (None, "linear") else activations.forward(name, z)
+
+
+def activate_backward(name: str | None, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    return dy if name in (None, "linear") else activations.backward(name, z, y, dy)
+
+
+class Dense(SingleInputLayer):
+    """`y = activation(x · kernel + bias)`, contracting the last axis of an input of rank ≥ 2.
+
+    kernel (in, units), bias (units,). Output shape: the input's with the last axis = units.
+    """
+
+    type: Literal["Dense"]
+    units: PositiveInt = Field(description="Dimensionality of the output space.")
+    activation: ActivationName | None = None
+    use_bias: bool = True
+    kernel_initializer: Initializer = "glorot_uniform"
+    bias_initializer: Initializer = "zeros"
+    kernel_regularizer: Regularizer | None = None
+    bias_regularizer: Regularizer | None = None
+    activity_regularizer: Regularizer | None = None
+    kernel_constraint: Constraint | None = None
+    bias_constraint: Constraint | None = None
+
+    keras_class = "Dense"
+    supports_masking = True
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        require_rank(input_shape, minimum=2)
+        if input_shape[-1] is None:
+            raise IncompatibleShape("the last axis of the input to Dense must be defined. "
+                                    f"Received input shape {input_shape}")
+        return input_shape[:-1] + (self.units,)
+
+    def weight_specs(self, input_shape: Shape) -> list[WeightSpec]:
+        specs = [WeightSpec("kernel", (input_shape[-1], self.units), True, self.kernel_initializer,
+                            self.kernel_regularizer, self.kernel_constraint)]
+        if self.use_bias:
+            specs.append(WeightSpec("bias", (self.units,), True, self.bias_initializer,
+                                    self.bias_regularizer, self.bias_constraint))
+        return specs
+
+    def forward(self, weights, x, mask, training, rng):
+        z = x @ weights["kernel"]
+        if self.use_bias:
+            z += weights["bias"]
+        y = activate(self.activation, z)
+        return y, (x, z, y)
+
+    def backward(self, weights, cache, dy):
+        x, z, y = cache
+        dz = activate_backward(self.activation, z, y, dy)
+        flat_dz = dz.reshape(-1, self.units)
+        grads = {"kernel": x.reshape(-1, x.shape[-1]).T @ flat_dz}
+        if self.use_bias:
+            grads["bias"] = flat_dz.sum(axis=0)
+        return dz @ weights["kernel"].T, grads
+
+
+class Activation(SingleInputLayer):
+    """Applies an activation function element-wise (softmax over the last axis)."""
+
+    type: Literal["Activation"]
+    activation: ActivationName | None = Field(description="Activation name, e.g. relu.")
+
+    keras_class = "Activation"
+    supports_masking = True
+
+    def forward(self, weights, x, mask, training, rng):
+        y = activate(self.activation, x)
+        return y, (x, y)
+
+    def backward(self, weights, cache, dy):
+        x, y = cache
+        return activate_backward(self.activation, x, y, dy), {}
+
+
+class Dropout(SingleInputLayer):
+    """Training: zero each element with probability `rate`, scale the rest by 1/(1−rate).
+
+    Inference: identity. `noise_shape` entries that are None take the input's size, so a
+    `[null, 1, null]` noise shape drops the same features at every timestep.
+    """
+
+    type: Literal["Dropout"]
+    rate: Rate = Field(description="Fraction of the input units to drop, in [0, 1].")
+    noise_shape: list[PositiveInt | None] | None = None
+    seed: int | None = None
+
+    keras_class = "Dropout"
+    supports_masking = True
+
+    @field_validator("rate", mode="before")
+    @classmethod
+    def _rate_message(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
+            raise ValueError("Invalid value received for argument rate. Expected a float value "
+                             f"between 0 and 1. Received: rate={value}")
+        return value
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if self.noise_shape is not None and len(self.noise_shape) != len(input_shape):
+            raise IncompatibleShape(f"noise_shape {self.noise_shape} has {len(self.noise_shape)} "
+                                    f"entries but the input has rank {len(input_shape)}")
+        return input_shape
+
+    def forward(self, weights, x, mask, training, rng):
+        if not training or self.rate == 0:
+            return x, None
+        if self.rate == 1:
+            return np.zeros_like(x), np.zeros((1,) * x.ndim, dtype=x.dtype)
+        shape = x.shape if self.noise_shape is None else tuple(
+            size if n is None else n for n, size in zip(self.noise_shape, x.shape, strict=True))
+        keep = (rng.random(shape, dtype=np.float64) >= self.rate).astype(x.dtype)
+        keep *= x.dtype.type(1.0 / (1.0 - self.rate))
+        return x * keep, keep
+
+    def backward(self, weights, cache, dy):
+        return (dy if cache is None else dy * cache), {}
+
+
+class Masking(SingleInputLayer):
+    """Masks timesteps whose features all equal `mask_value`; those steps become 0.
+
+    The mask (batch, timesteps) flows to the following layers; an LSTM skips masked steps.
+    """
+
+    type: Literal["Masking"]
+    mask_value: Number = 0.0
+
+    keras_class = "Masking"
+    supports_masking = True
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        require_rank(input_shape, minimum=2)
+        return input_shape
+
+    def _keep(self, x: np.ndarray) -> np.ndarray:
+        return np.any(x != self.mask_value, axis=-1)
+
+    def output_mask(self, x, mask):
+        return self._keep(x)
+
+    def forward(self, weights, x, mask, training, rng):
+        keep = self._keep(x)
+        return x * keep[..., None].astype(x.dtype), keep
+
+    def backward(self, weights, cache, dy):
+        return dy * cache[..., None].astype(dy.dtype), {}
+
+
+class Flatten(SingleInputLayer):
+    """Flattens all non-batch axes; channels_first inputs are moved to channels-last first, so
+    the following Dense kernel means the same in both formats (as in Keras)."""
+
+    type: Literal["Flatten"]
+    data_format: DataFormat | None = None
+
+    keras_class = "Flatten"
+
+    _lower = field_validator("data_format", mode="before")(lower_string)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        require_rank(input_shape, minimum=1)
+        rest = input_shape[1:]
+        size = None if None in rest else math.prod(rest)
+        return (input_shape[0], size)
+
+    def _to_channels_last(self, x: np.ndarray) -> np.ndarray:
+        if self.data_format == "channels_first" and x.ndim > 2:
+            return np.moveaxis(x, 1, -1)
+        return x
+
+    def forward(self, weights, x, mask, training, rng):
+        return self._to_channels_last(x).reshape(x.shape[0], -1), x.shape
+
+    def backward(self, weights, cache, dy):
+        shape = cache
+        if self.data_format == "channels_first" and len(shape) > 2:
+            last = (shape[0],) + tuple(shape[2:]) + (shape[1],)
+            return np.moveaxis(dy.reshape(last), -1, 1), {}
+        return dy.reshape(shape), {}

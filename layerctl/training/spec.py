@@ -1,0 +1,87 @@
+"""The `compile:` and `train:` blocks of a spec, including callbacks.
+
+Only plain settings live here; the losses, optimizers and data sources they name are validated by
+the models of `losses`, `optimizers` and `data`, so each module owns its own allow-list.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, Strict
+
+from layerctl.config import Frozen, by_name_or_mapping
+from layerctl.data.sources import DataSource, Validation
+from layerctl.training.losses import Loss
+from layerctl.training.optimizers import Optimizer
+
+PositiveInt = Annotated[int, Strict(), Field(gt=0)]
+NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
+Number = Annotated[float, Strict()]
+
+MetricName = Literal[
+    "accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "mae", "mean_absolute_error", "mse", "mean_squared_error", "auc",
+]
+Monitor = Annotated[str, Field(description="A history column: loss, val_loss, accuracy, "
+                                           "val_accuracy, ...")]
+Mode = Literal["auto", "min", "max"]
+
+
+class CompileSpec(Frozen):
+    """What Keras's `model.compile` takes."""
+
+    loss: Loss
+    optimizer: Optimizer = Field(default="rmsprop", description="Keras's default is rmsprop.")
+    metrics: list[MetricName] = Field(default_factory=list)
+
+
+class EarlyStopping(Frozen):
+    """Stop when `monitor` stops improving by more than `min_delta` for `patience` epochs."""
+
+    type: Literal["early_stopping", "EarlyStopping"]
+    monitor: Monitor = "val_loss"
+    min_delta: Number = 0.0
+    patience: NonNegativeInt = 0
+    mode: Mode = "auto"
+    baseline: Number | None = None
+    restore_best_weights: bool = False
+    start_from_epoch: NonNegativeInt = 0
+
+
+class Checkpoint(Frozen):
+    """Write the checkpoint every epoch; keep `best.npz` by `monitor` when save_best_only."""
+
+    type: Literal["checkpoint", "model_checkpoint", "ModelCheckpoint"]
+    monitor: Monitor = "val_loss"
+    mode: Mode = "auto"
+    save_best_only: bool = False
+
+
+class ReduceLROnPlateau(Frozen):
+    """Multiply the learning rate by `factor` after `patience` epochs without improvement."""
+
+    type: Literal["reduce_lr_on_plateau", "reduce_on_plateau", "ReduceLROnPlateau"]
+    monitor: Monitor = "val_loss"
+    factor: Annotated[float, Strict(), Field(gt=0.0, lt=1.0)] = 0.1
+    patience: NonNegativeInt = 10
+    mode: Mode = "auto"
+    min_delta: Number = 1e-4
+    cooldown: NonNegativeInt = 0
+    min_lr: Number = 0.0
+
+
+Callback = by_name_or_mapping(EarlyStopping, Checkpoint, ReduceLROnPlateau)
+
+
+class TrainSpec(Frozen):
+    """What Keras's `model.fit` takes, plus where the data is and the seed of the run."""
+
+    data: DataSource | None = Field(default=None, description="Training data; or --data.")
+    validation: Validation | None = None
+    batch_size: PositiveInt = 32
+    epochs: PositiveInt = 1
+    shuffle: bool = True
+    seed: NonNegativeInt = 0
+    dtype: Literal["float32", "float64"] = "float32"
+    callbacks: list[Callback] = Field(default_factory=list)
