@@ -27,7 +27,9 @@ CHOICE_MODELS: dict[str, type[BaseModel]] = {}
 class Frozen(BaseModel):
     """Base of every spec model: immutable, unknown keys are errors."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    # defer_build: schemas are built once, when a spec is first validated, instead of once per
+    # class at import (which rebuilt the shared initializer/regularizer unions for every layer).
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, defer_build=True)
 
 
 def snake_case(name: str) -> str:
