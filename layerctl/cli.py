@@ -9,7 +9,6 @@ Ctrl-C becomes exit code 130. No traceback ever reaches a user for their own mis
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
@@ -45,6 +44,20 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def invoke(self, ctx: click.Context):
+        """Run the subcommand; user errors become located lines and an exit code, never a
+        traceback; Ctrl-C exits 130 (commands save what they can before re-raising it)."""
+        try:
+            return super().invoke(ctx)
+        except LayerctlError as error:
+            report_error(error)
+            ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:
+            ctx.exit(0)
+
     @staticmethod
     def _module(name: str):
         if name not in COMMANDS:
@@ -77,21 +90,4 @@ def report_error(error: LayerctlError) -> None:
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False)
-    except LayerctlError as error:
-        report_error(error)
-        sys.exit(error.exit_code)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except click.exceptions.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except BrokenPipeError:
-        sys.exit(0)
+    cli()

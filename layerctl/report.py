@@ -60,7 +60,7 @@ def summary_table(plan: Plan, bytes_per_param: int = 4):
     table.add_column("Output Shape", min_width=20)
     table.add_column("Param #", justify="right", min_width=10)
     if not sequential:
-        table.add_column("Connected to", min_width=16)
+        table.add_column("Connected to", min_width=16, overflow="fold")
         table.add_row(f"{INPUT} (InputLayer)", format_shape(plan.input_shape), "0", "-")
     for node in plan.nodes:
         row = [f"{node.name} ({node.layer.keras_class})", format_shape(node.output_shape),

@@ -25,10 +25,13 @@ def echo_warnings(warnings: Iterable[Problem]) -> None:
         click.echo(warning.render(), err=True)
 
 
-def console(stderr: bool = False):
-    """A rich console that honours NO_COLOR and plain output when not on a terminal."""
+def console(stderr: bool = False, width: int | None = None):
+    """A rich console (rich itself honours NO_COLOR). `width` applies when the output is not a
+    terminal, so piped or captured tables are as wide as Keras prints them, not 80 columns."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    return Console(file=stream, no_color="NO_COLOR" in os.environ or None,
-                   highlight=False, soft_wrap=False)
+    console = Console(file=stream, highlight=False)
+    if width is not None and not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = width
+    return console

@@ -28,6 +28,6 @@ def command(spec: str, as_json: bool) -> None:
         click.echo(json.dumps(summary_json(plan)))
         return
     from layerctl.commands.common import console
-    from layerctl.report import summary_table
+    from layerctl.report import is_sequential, summary_table
 
-    console().print(summary_table(plan))
+    console(width=88 if is_sequential(plan) else 108).print(summary_table(plan))
