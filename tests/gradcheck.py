@@ -78,9 +78,9 @@ def check_graph(graph, x, *, training=False, rtol=1e-5, atol=1e-7):
     y = graph.forward(x, training=training, rng=np.random.default_rng(7))
     projection = np.random.default_rng(3).normal(size=y.shape)
 
-    def f():
-        return float(np.sum(graph.forward(x, training=training, rng=np.random.default_rng(7))
-                            * projection))
+    def f():  # the loss a backward pass differentiates: output projection + activity penalties
+        out = graph.forward(x, training=training, rng=np.random.default_rng(7))
+        return float(np.sum(out * projection)) + graph.activity_penalty
 
     graph.forward(x, training=training, rng=np.random.default_rng(7))
     graph.backward(projection)

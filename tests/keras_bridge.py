@@ -56,3 +56,8 @@ def copy_weights(model, weights: dict[str, np.ndarray]) -> None:
         if layer.weights:
             assert len(values) == len(layer.weights), layer.name
             layer.set_weights(values)
+
+
+def run_keras(model, x, training: bool) -> np.ndarray:
+    """The model's output as a NumPy array (whatever the backend's tensor type)."""
+    return keras.ops.convert_to_numpy(model(x, training=training))
