@@ -13,16 +13,13 @@ from pydantic import Field, Strict
 from layerctl.config import Frozen, by_name_or_mapping
 from layerctl.data.sources import DataSource, Validation
 from layerctl.training.losses import Loss
+from layerctl.training.metrics import MetricName
 from layerctl.training.optimizers import Optimizer
 
 PositiveInt = Annotated[int, Strict(), Field(gt=0)]
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
 Number = Annotated[float, Strict()]
 
-MetricName = Literal[
-    "accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
-    "mae", "mean_absolute_error", "mse", "mean_squared_error", "auc",
-]
 Monitor = Annotated[str, Field(description="A history column: loss, val_loss, accuracy, "
                                            "val_accuracy, ...")]
 Mode = Literal["auto", "min", "max"]
