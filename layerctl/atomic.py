@@ -29,6 +29,10 @@ def atomic_path(destination: str | os.PathLike, suffix: str | None = None) -> It
     )
     os.close(fd)
     temporary_path = Path(temporary)
+    # mkstemp makes 0600 files; give the result the permissions a plain open() would have
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary_path, 0o666 & ~umask)
     try:
         yield temporary_path
         with open(temporary_path, "rb+") as handle:
