@@ -45,7 +45,7 @@ class Graph:
         self._place(trainable, self.trainable, self.gradients)
         self._place(frozen, self.frozen, None)
         self.weights = {key: self.weights[key] for key in self.keys()}  # Keras order
-        self._layer_rngs = {n.name: np.random.default_rng(n.layer.seed) for n in self.nodes
+        self.layer_rngs = {n.name: np.random.default_rng(n.layer.seed) for n in self.nodes
                             if getattr(n.layer, "seed", None) is not None}
         self._caches: dict[str, Any] = {}
         self.output_mask: np.ndarray | None = None
@@ -140,7 +140,7 @@ class Graph:
             ms = [masks[s] for s in node.inputs]
             x_in, m_in = (xs, ms) if multi else (xs[0], ms[0])
             weights = self.layer_weights(node)
-            layer_rng = self._layer_rngs.get(node.name, rng)
+            layer_rng = self.layer_rngs.get(node.name, rng)
             y, cache = layer.forward(weights, x_in, m_in, training, layer_rng)
             if training and hasattr(layer, "state_updates"):
                 for name, value in layer.state_updates(weights, cache, training).items():

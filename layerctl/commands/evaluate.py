@@ -1,0 +1,52 @@
+"""`layerctl evaluate SPEC --weights W`: loss and metrics of trained weights on data."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("evaluate")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--weights", "weights_path", required=True, type=click.Path(dir_okay=False),
+              help="Weights file (.npz), e.g. runs/NAME/weights.npz.")
+@click.option("--data", help="Data to evaluate on [default: the spec's validation data, else "
+              "train.data]: a bundled dataset name or a .npz/.csv/.npy file.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def command(spec_path, weights_path, data, batch_size, as_json) -> None:
+    """Print the loss and metrics of WEIGHTS on data, in inference mode (as Keras's evaluate).
+
+    \b
+    Example:
+      layerctl evaluate specs/digits_cnn.yaml --weights runs/digits-cnn/weights.npz
+      layerctl evaluate specs/mnist_cnn.yaml --weights w.npz --data test.npz --json
+    """
+    import numpy as np
+
+    from layerctl.commands.common import load_plan
+    from layerctl.commands.train import check_data, load_training_data
+    from layerctl.errors import Location, SpecError
+    from layerctl.graph import Graph
+    from layerctl.spec import load_spec
+    from layerctl.training.loop import Trainer
+    from layerctl.weights import load_weights_into
+
+    plan = load_plan(spec_path)
+    spec, _ = load_spec(spec_path)
+    if spec.compile is None:
+        raise SpecError("the spec has no `compile:` block: evaluate needs its loss and metrics",
+                        Location(spec_path))
+    train, validation = load_training_data(spec, spec_path, data)
+    dataset = train if data is not None or validation is None else validation
+    check_data(plan, spec, dataset)
+    graph = Graph(plan)
+    load_weights_into(graph, weights_path)
+    logs = Trainer(graph, spec.compile).evaluate(dataset.x, dataset.y, batch_size).logs()
+    if as_json:
+        click.echo(json.dumps({"data": dataset.name, "samples": len(dataset), **logs}))
+        return
+    click.echo(f"{dataset.name} ({len(dataset)} samples): " + " - ".join(
+        f"{k}: {v:.4f}" for k, v in logs.items()))
+    del np

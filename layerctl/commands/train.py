@@ -1,0 +1,158 @@
+"""`layerctl train SPEC`: train on data and leave a run folder that survives interruptions."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import click
+
+from layerctl.errors import Location, SpecError
+
+
+class StopRequest:
+    """The first Ctrl-C asks training to stop after the current step (and save); a second one
+    aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def install(self):
+        def handler(signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            click.echo("\nstopping after this step and saving a checkpoint "
+                       "(Ctrl-C again to abort without saving)", err=True)
+
+        return signal.signal(signal.SIGINT, handler)
+
+
+def load_training_data(spec, spec_path: str, data_option: str | None):
+    """(train, validation) datasets from the spec's `train:` block or `--data`."""
+    from layerctl.data import load_dataset, parse_data_source, split_validation
+    from layerctl.data.sources import ValidationSplit
+
+    train_spec = spec.train
+    base_dir = Path(spec_path).parent
+    if data_option is not None:
+        source, base_dir_for_data = parse_data_source(data_option), Path(".")
+    elif train_spec is not None and train_spec.data is not None:
+        source, base_dir_for_data = train_spec.data, base_dir
+    else:
+        raise SpecError("no training data: add `train: {data: ...}` to the spec or pass --data",
+                        Location(spec_path))
+    train = load_dataset(source, base_dir_for_data)
+    validation = None
+    if train_spec is not None and train_spec.validation is not None:
+        if isinstance(train_spec.validation, ValidationSplit):
+            train, validation = split_validation(train, train_spec.validation.split)
+        else:
+            validation = load_dataset(train_spec.validation, base_dir)
+    return train, validation
+
+
+def check_data(plan, spec, *datasets) -> None:
+    from layerctl.data import check_against_model
+
+    dtype = "int64" if plan.integer_input else "float32"
+    for dataset in datasets:
+        if dataset is not None:
+            check_against_model(dataset, plan.input_shape, dtype, plan.output_shape,
+                                spec.compile.loss.type,
+                                ignore_class=getattr(spec.compile.loss, "ignore_class", None))
+
+
+@click.command("train")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--data", help="Training data (overrides train.data): a bundled dataset name, or "
+              ".npz/.csv/.npy file relative to the current folder.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: runs/NAME].")
+@click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint.npz.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run folder's results.")
+@click.option("--initial-weights", type=click.Path(dir_okay=False),
+              help="Start from these weights (.npz, Keras names) instead of initializers.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Override train.batch_size.")
+@click.option("--seed", type=click.IntRange(min=0), help="Override train.seed.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, batch_size, seed,
+            quiet) -> None:
+    """Train SPEC and write a run folder: spec.yaml, weights.npz, checkpoint.npz, history.csv.
+
+    Ctrl-C stops after the current step, saves a checkpoint and exits 130; `--resume` then
+    continues exactly where it stopped (same weights, bit for bit, as an uninterrupted run).
+
+    \b
+    Example:
+      layerctl train specs/digits_cnn.yaml
+      layerctl train specs/mnist_cnn.yaml --data train.npz --out runs/try1
+      layerctl train specs/digits_cnn.yaml --resume
+    """
+    import numpy as np
+
+    from layerctl.commands.common import console, load_plan
+    from layerctl.graph import Graph
+    from layerctl.spec import load_spec
+    from layerctl.training.fit import fit
+    from layerctl.training.progress import LineReporter, QuietReporter, RichReporter, final_report
+    from layerctl.training.runs import RunFolder
+    from layerctl.training.spec import TrainSpec
+    from layerctl.weights import load_weights_into
+
+    started = time.perf_counter()
+    plan = load_plan(spec_path)
+    spec, _ = load_spec(spec_path)
+    if spec.compile is None:
+        raise SpecError("the spec has no `compile:` block (loss, optimizer, metrics) to train "
+                        "with", Location(spec_path))
+    overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size,
+                                   "seed": seed}.items() if v is not None}
+    train_spec = (spec.train or TrainSpec()).model_copy(update=overrides)
+    run = RunFolder(Path(out) if out else Path("runs") / plan.name)
+    if resume and not run.checkpoint.exists():
+        raise SpecError(f"nothing to resume: {run.checkpoint} does not exist", Location(spec_path))
+    if not resume and not overwrite and run.checkpoint.exists():
+        raise SpecError(f"{run.path} already holds a run", Location(spec_path),
+                        "continue it with --resume, replace it with --overwrite, or choose --out")
+
+    train, validation = load_training_data(spec, spec_path, data)
+    check_data(plan, spec, train, validation)
+    graph = Graph(plan, dtype=np.dtype(train_spec.dtype))
+    rng = np.random.default_rng(train_spec.seed)
+    graph.initialize(rng)
+    if initial_weights and not resume:
+        load_weights_into(graph, initial_weights)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_spec(spec.model_copy(update={"train": train_spec}).model_dump(mode="json",
+                                                                           exclude_none=True))
+    out_console = console(stderr=True)
+    if quiet:
+        reporter = QuietReporter()
+    elif out_console.is_terminal:
+        reporter = RichReporter(out_console)
+    else:
+        reporter = LineReporter()
+    stop = StopRequest()
+    previous = stop.install()
+    try:
+        result = fit(graph, spec.compile, train_spec, train, validation, run, reporter, rng=rng,
+                     resume=resume, should_stop=stop)
+    finally:
+        reporter.close()
+        signal.signal(signal.SIGINT, previous)
+    if result.interrupted:
+        click.echo(f"interrupted: checkpoint saved in {run.checkpoint}; continue with "
+                   f"`layerctl train {spec_path} --resume" + (f" --out {out}`" if out else "`"),
+                   err=True)
+        raise SystemExit(130)
+    if not quiet:
+        early = [c for c in train_spec.callbacks if c.type == "early_stopping"]
+        monitor = early[0].monitor if early else ("val_loss" if validation else "loss")
+        final_report(out_console, result.history, result.best_epoch, monitor)
+        out_console.print(f"weights: {run.weights}  ({time.perf_counter() - started:.1f}s)",
+                          highlight=False)

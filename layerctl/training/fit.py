@@ -1,0 +1,193 @@
+"""`fit`: epochs over a dataset with validation, callbacks, checkpoints and exact resume.
+
+State that decides what happens next (weights, optimizer slots, RNG states, the position inside
+an epoch and that epoch's shuffled order, callback states, history) is checkpointed after every
+epoch and when the user interrupts, so a resumed run continues bit for bit where it stopped.
+Interruption is cooperative: `should_stop()` is asked between steps, never inside an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from layerctl.data import Dataset, batches
+from layerctl.graph import Graph
+from layerctl.training.callbacks import (
+    CheckpointCallback,
+    EarlyStoppingCallback,
+    ReduceLROnPlateauCallback,
+)
+from layerctl.training.loop import NonFiniteLoss, Trainer
+from layerctl.training.runs import (
+    RunFolder,
+    generator_state,
+    load_checkpoint,
+    restore_generator,
+    save_checkpoint,
+)
+from layerctl.training.spec import (
+    Checkpoint,
+    CompileSpec,
+    EarlyStopping,
+    ReduceLROnPlateau,
+    TrainSpec,
+)
+from layerctl.weights import check_weights, save_npz
+
+
+class Reporter(Protocol):
+    def epoch_begin(self, epoch: int, epochs: int, steps: int, done: int) -> None: ...
+    def step(self, done: int, loss: float) -> None: ...
+    def epoch_end(self, epoch: int, logs: dict[str, float]) -> None: ...
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    interrupted: bool = False
+    stopped_early_at: int | None = None
+    best_epoch: int | None = None
+
+
+@dataclass
+class _Position:
+    """Where training is: the epoch in progress, its next batch, and its order of samples."""
+
+    epoch: int = 0
+    batch: int = 0
+    order: np.ndarray | None = None
+
+
+def fit(graph: Graph, compile_spec: CompileSpec, train_spec: TrainSpec, train: Dataset,
+        validation: Dataset | None, run: RunFolder, reporter: Reporter, *,
+        rng: np.random.Generator, resume: bool = False,
+        should_stop: Callable[[], bool] = lambda: False) -> FitResult:
+    """Train `graph` in place; write checkpoints, history and weights into `run`."""
+    trainer = Trainer(graph, compile_spec)
+    callbacks = _make_callbacks(train_spec)
+    result, position = FitResult(), _Position()
+    accumulator = trainer.accumulator(train.y)
+    best_weights: dict[str, np.ndarray] | None = None
+    if resume:
+        rng, best_weights = _restore(run, graph, trainer, callbacks, result, position,
+                                     accumulator)
+    size = train_spec.batch_size
+    steps = -(-len(train) // size)
+    while position.epoch < train_spec.epochs:
+        epoch = position.epoch
+        if position.order is None:  # a new epoch: draw its order from the run's generator
+            position.order = np.concatenate(list(batches(len(train), size, train_spec.shuffle, rng)))
+            accumulator = trainer.accumulator(train.y)
+        reporter.epoch_begin(epoch, train_spec.epochs, steps, position.batch)
+        while position.batch < steps:
+            if should_stop():
+                _save(run, graph, trainer, callbacks, result, position, rng, accumulator,
+                      best_weights)
+                result.interrupted = True
+                return result
+            index = position.order[position.batch * size:(position.batch + 1) * size]
+            try:
+                loss = trainer.train_step(train.x[index], train.y[index], rng, accumulator)
+            except NonFiniteLoss as error:
+                raise NonFiniteLoss(
+                    f"epoch {epoch + 1}, batch {position.batch + 1}: {error.message}; training "
+                    f"stopped and the last good checkpoint is kept in {run.checkpoint}",
+                    hint="lower the learning_rate, or check the data for NaN/inf") from None
+            position.batch += 1
+            reporter.step(position.batch, loss)
+        logs = {"epoch": epoch + 1, **accumulator.logs()}
+        if validation is not None:
+            logs.update(trainer.evaluate(validation.x, validation.y, size).logs("val_"))
+        logs["learning_rate"] = trainer.optimizer.learning_rate_now()
+        result.history.append(logs)
+        reporter.epoch_end(epoch, logs)
+        stop, best_weights = _end_of_epoch(epoch, logs, graph, trainer, callbacks, run, result,
+                                           best_weights)
+        position.epoch, position.batch, position.order = epoch + 1, 0, None
+        _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights)
+        run.write_history(result.history)
+        if stop:
+            result.stopped_early_at = epoch
+            break
+    if best_weights is not None:  # EarlyStopping(restore_best_weights): Keras restores at the end
+        graph.set_weights(best_weights)
+    if "checkpoint" not in callbacks or not callbacks["checkpoint"].spec.save_best_only:
+        save_npz(run.weights, graph.get_weights())
+    return result
+
+
+def _make_callbacks(train_spec: TrainSpec) -> dict[str, Any]:
+    callbacks: dict[str, Any] = {}
+    for spec in train_spec.callbacks:
+        if isinstance(spec, EarlyStopping):
+            callbacks["early_stopping"] = EarlyStoppingCallback(spec)
+        elif isinstance(spec, Checkpoint):
+            callbacks["checkpoint"] = CheckpointCallback(spec)
+        elif isinstance(spec, ReduceLROnPlateau):
+            callbacks["reduce_lr_on_plateau"] = ReduceLROnPlateauCallback(spec)
+    return callbacks
+
+
+def _end_of_epoch(epoch, logs, graph, trainer, callbacks, run, result, best_weights):
+    stop = False
+    if "early_stopping" in callbacks:
+        early = callbacks["early_stopping"]
+        stop, is_best = early.on_epoch_end(epoch, logs)
+        if is_best:
+            result.best_epoch = epoch
+            if early.spec.restore_best_weights:
+                best_weights = graph.get_weights()
+    if "checkpoint" in callbacks and callbacks["checkpoint"].on_epoch_end(epoch, logs):
+        save_npz(run.weights, graph.get_weights())
+    if "reduce_lr_on_plateau" in callbacks:
+        new_rate = callbacks["reduce_lr_on_plateau"].on_epoch_end(
+            epoch, logs, trainer.optimizer.learning_rate_now())
+        if new_rate is not None:
+            trainer.optimizer.set_learning_rate(new_rate)
+    return stop, best_weights
+
+
+def _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights):
+    extra = {}
+    if position.order is not None:
+        extra["order"] = position.order
+    if best_weights is not None:
+        extra.update({f"best/{k}": v for k, v in best_weights.items()})
+    state = {
+        "epoch": position.epoch, "batch": position.batch, "rng": generator_state(rng),
+        "layer_rngs": {name: generator_state(g) for name, g in graph.layer_rngs.items()},
+        "history": result.history, "best_epoch": result.best_epoch,
+        "callbacks": {name: cb.state() for name, cb in callbacks.items()},
+        "accumulator": accumulator.state() if position.order is not None else None,
+    }
+    save_checkpoint(run, graph.get_weights(), trainer.optimizer.state(), state, extra)
+
+
+def _restore(run, graph, trainer, callbacks, result, position, accumulator):
+    checkpoint = load_checkpoint(run.checkpoint)
+    expected = {key: value.shape for key, value in graph.weights.items()}
+    problems = check_weights(checkpoint.weights, expected, run.checkpoint)
+    if problems:
+        from layerctl.errors import WeightsError
+
+        raise WeightsError(problems=problems)
+    graph.set_weights(checkpoint.weights)
+    trainer.optimizer.load_state(checkpoint.optimizer)
+    state = checkpoint.state
+    for name, saved in state["layer_rngs"].items():
+        graph.layer_rngs[name].bit_generator.state = saved
+    for name, callback in callbacks.items():
+        if name in state["callbacks"]:
+            callback.load_state(state["callbacks"][name])
+    result.history, result.best_epoch = state["history"], state["best_epoch"]
+    position.epoch, position.batch = state["epoch"], state["batch"]
+    position.order = checkpoint.arrays.get("order")
+    if state["accumulator"] is not None:
+        accumulator.load_state(state["accumulator"])
+    best = {k.removeprefix("best/"): v for k, v in checkpoint.arrays.items()
+            if k.startswith("best/")}
+    return restore_generator(state["rng"]), (best or None)
