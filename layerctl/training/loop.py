@@ -99,9 +99,12 @@ class Trainer:
                    accumulator: Accumulator) -> float:
         graph = self.graph
         fused = self.fused_activation is not None
-        output = graph.forward(x, training=True, rng=rng, logits=fused)
-        loss, d_output = self._loss(y, output, fused)
-        loss += graph.activity_penalty + graph.penalty()
+        # Overflow shows up as a non-finite loss, reported below with what to do about it;
+        # NumPy's RuntimeWarnings would only add noise to the terminal.
+        with np.errstate(over="ignore", invalid="ignore"):
+            output = graph.forward(x, training=True, rng=rng, logits=fused)
+            loss, d_output = self._loss(y, output, fused)
+            loss += graph.activity_penalty + graph.penalty()
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"the loss became {loss}")
         graph.backward(d_output)
