@@ -173,7 +173,9 @@ class Graph:
                 y = self._activity_outputs[node.name]
                 dy = dy + regularizers.penalty_gradient(layer.activity_regularizer, y) / max(
                     y.shape[0], 1)
-            dx, grads = layer.backward(weights, self._caches[node.name], dy)
+            from_data = layer.skips_input_gradient and all(s == INPUT for s in node.inputs)
+            extra = {"need_dx": False} if from_data else {}
+            dx, grads = layer.backward(weights, self._caches[node.name], dy, **extra)
             if node.layer.trainable:
                 for name, grad in grads.items():
                     key = f"{node.name}/{name}"

@@ -11,6 +11,13 @@ import click
 from layerctl.errors import Problem
 
 
+def prepare_compute() -> None:
+    """Process settings for commands that run the graph (see layerctl.runtime)."""
+    from layerctl.runtime import tune_allocator
+
+    tune_allocator()
+
+
 def load_plan(path: str):
     """Spec file -> validated Plan (raises SpecError with every located problem)."""
     from layerctl.plan import build_plan

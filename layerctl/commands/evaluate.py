@@ -25,7 +25,7 @@ def command(spec_path, weights_path, data, batch_size, as_json) -> None:
     """
     import numpy as np
 
-    from layerctl.commands.common import load_plan
+    from layerctl.commands.common import load_plan, prepare_compute
     from layerctl.commands.train import check_data, load_training_data
     from layerctl.errors import Location, SpecError
     from layerctl.graph import Graph
@@ -33,6 +33,7 @@ def command(spec_path, weights_path, data, batch_size, as_json) -> None:
     from layerctl.training.loop import Trainer
     from layerctl.weights import load_weights_into
 
+    prepare_compute()
     plan = load_plan(spec_path)
     spec, _ = load_spec(spec_path)
     if spec.compile is None:

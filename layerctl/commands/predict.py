@@ -50,11 +50,12 @@ def command(spec_path, input_path, weights_path, output, key, batch_size, classe
     """
     import numpy as np
 
-    from layerctl.commands.common import load_plan
+    from layerctl.commands.common import load_plan, prepare_compute
     from layerctl.data import open_inputs, output_format, write_outputs
     from layerctl.graph import Graph
     from layerctl.weights import load_weights_into
 
+    prepare_compute()
     plan = load_plan(spec_path)
     if output is not None:
         output_format(output)  # an unsupported extension fails before any work

@@ -95,7 +95,7 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
     """
     import numpy as np
 
-    from layerctl.commands.common import console, load_plan
+    from layerctl.commands.common import console, load_plan, prepare_compute
     from layerctl.graph import Graph
     from layerctl.spec import load_spec
     from layerctl.training.fit import fit
@@ -105,6 +105,7 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
     from layerctl.weights import load_weights_into
 
     started = time.perf_counter()
+    prepare_compute()
     plan = load_plan(spec_path)
     spec, _ = load_spec(spec_path)
     if spec.compile is None:

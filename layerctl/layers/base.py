@@ -73,7 +73,9 @@ class Layer(Frozen):
 
     keras_class: ClassVar[str] = ""       # the class name summaries show
     supports_masking: ClassVar[bool] = False
-    integer_input: ClassVar[bool] = False  # takes indices (Embedding), not features
+    integer_input: ClassVar[bool] = False
+    # backward() accepts need_dx=False, skipping the input gradient of a layer fed by data
+    skips_input_gradient: ClassVar[bool] = False  # takes indices (Embedding), not features
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int] = 1
 

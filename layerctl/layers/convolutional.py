@@ -51,6 +51,7 @@ class _Conv(SingleInputLayer):
     bias_constraint: Constraint | None = None
 
     spatial_rank: ClassVar[int] = 0
+    skips_input_gradient = True
     paddings: ClassVar[tuple[str, ...]] = ("valid", "same")
 
     _lower = field_validator("padding", "data_format", mode="before")(lower_string)
@@ -149,16 +150,16 @@ class _Conv(SingleInputLayer):
         y = activate(self.activation, z)
         return from_channels_last(y, self.data_format), (conv_cache, z, y)
 
-    def backward(self, weights, cache, dy):
+    def backward(self, weights, cache, dy, need_dx=True):
         from layerctl.ops.conv import conv_backward
 
         conv_cache, z, y = cache
         dz = activate_backward(self.activation, z, y, to_channels_last(dy, self.data_format))
-        dx, dkernel = conv_backward(conv_cache, dz)
+        dx, dkernel = conv_backward(conv_cache, dz, need_dx)
         grads = {"kernel": dkernel}
         if self.use_bias:
             grads["bias"] = dz.reshape(-1, self.filters).sum(axis=0)
-        return from_channels_last(dx, self.data_format), grads
+        return (from_channels_last(dx, self.data_format) if need_dx else None), grads
 
 
 class Conv1D(_Conv):

@@ -59,6 +59,7 @@ class Dense(SingleInputLayer):
 
     keras_class = "Dense"
     supports_masking = True
+    skips_input_gradient = True
 
     def output_shape(self, input_shape: Shape) -> Shape:
         require_rank(input_shape, minimum=2)
@@ -82,14 +83,14 @@ class Dense(SingleInputLayer):
         y = activate(self.activation, z)
         return y, (x, z, y)
 
-    def backward(self, weights, cache, dy):
+    def backward(self, weights, cache, dy, need_dx=True):
         x, z, y = cache
         dz = activate_backward(self.activation, z, y, dy)
         flat_dz = dz.reshape(-1, self.units)
         grads = {"kernel": x.reshape(-1, x.shape[-1]).T @ flat_dz}
         if self.use_bias:
             grads["bias"] = flat_dz.sum(axis=0)
-        return dz @ weights["kernel"].T, grads
+        return (dz @ weights["kernel"].T if need_dx else None), grads
 
 
 class Activation(SingleInputLayer):

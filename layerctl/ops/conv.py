@@ -1,0 +1,136 @@
+"""N-dimensional grouped convolution (Keras Conv1D/Conv2D math) as pure NumPy, channels_last.
+
+Forward is a cross-correlation (the kernel is not flipped), as Keras computes it:
+
+    y[b, o…, f] = Σ_{t…, c} x_pad[b, o·s + t·d, c_g] · kernel[t…, c, f]
+
+where x_pad is x zero-padded per `padding` (see `windows.py`) and c_g runs over the input
+channels of the group of filter f (group = f // (F/groups), channels group·Cg … group·Cg+Cg−1).
+The kernel keeps Keras's layout (*kernel_size, Cin/groups, F).
+
+The work is im2col: one strided view of the padded input holds every window, one contiguous copy
+lays it out as (groups, B·out, K·Cg) and ONE batched matmul with the kernel gives y. Backward
+reuses those cached columns: dkernel = colsᵀ·dy is one matmul. dx is the transposed
+convolution without any scatter: for each kernel tap (≤ k_h·k_w iterations, each over the whole
+batch) dy·kernel[tap]ᵀ is added to the strided slice of the padded input that tap read; distinct
+windows hit distinct cells within one tap, so the adds never collide.
+
+Memory: the cache holds the im2col columns, k_h·k_w times the size of x, to spare backward a
+second copy; dx needs one (rows, Cg) buffer reused across taps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from layerctl.ops.windows import Geometry, as_tuple, check_padding
+
+IntOrTuple = int | Sequence[int]
+
+
+def conv_forward(x: np.ndarray, kernel: np.ndarray, strides: IntOrTuple = 1,
+                 padding: str = "valid", dilation: IntOrTuple = 1,
+                 groups: int = 1) -> tuple[np.ndarray, tuple]:
+    """Cross-correlate x (B, *spatial, Cin) with kernel (*k, Cin//groups, F): y (B, *out, F).
+
+    No bias and no activation. Raises ValueError with Keras's text when an output axis would be
+    empty. The returned y never shares memory with the cache, so callers may add a bias in place.
+    """
+    geometry = _conv_geometry(x.shape, kernel.shape, strides, padding, dilation, groups)
+    cols = _im2col(geometry, x, groups)
+    weights = _grouped_kernel(kernel, groups)
+    y = np.matmul(cols, weights)                                  # (g, rows, F/g)
+    batch, filters = x.shape[0], kernel.shape[-1]
+    y = _ungroup(y).reshape(batch, *geometry.out, filters)
+    return y, (geometry, groups, kernel, cols, x.shape)
+
+
+def conv_backward(cache: tuple, dy: np.ndarray,
+                  need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
+    """Gradients (dx, dkernel) of `conv_forward` given dy (B, *out, F); dx is None when not
+    `need_dx` (a first layer, whose input is data)."""
+    geometry, groups, kernel, cols, x_shape = cache
+    filters = kernel.shape[-1]
+    dy_grouped = dy.reshape(-1, groups, filters // groups).transpose(1, 0, 2)   # (g, rows, F/g)
+    dkernel = _ungroup_kernel(np.matmul(cols.transpose(0, 2, 1), dy_grouped), kernel.shape)
+    if not need_dx:
+        return None, dkernel
+    return _conv_input_grad(geometry, kernel, dy_grouped, x_shape), dkernel
+
+
+def _conv_input_grad(geometry: Geometry, kernel: np.ndarray, dy_grouped: np.ndarray,
+                     x_shape: tuple[int, ...]) -> np.ndarray:
+    """dx: per kernel tap, dy·kernel[tap]ᵀ lands on that tap's strided slice of the padded input.
+
+    One matmul per tap into a reused buffer, then one add whose source is contiguous, which
+    numpy runs far faster than folding a (rows, taps·Cg) product with taps-strided reads.
+    """
+    groups, rows, _ = dy_grouped.shape
+    group_channels = kernel.shape[-2]
+    taps = int(np.prod(geometry.window))
+    # (*k, Cg, g·F/g) -> (taps, g, F/g, Cg): the transposed kernel of each tap and group.
+    per_tap = kernel.reshape(taps, group_channels, groups, -1).transpose(0, 2, 3, 1)
+    per_tap = np.ascontiguousarray(per_tap, dtype=np.result_type(kernel, dy_grouped))
+    product_buffer = np.empty((groups, rows, group_channels), per_tap.dtype)
+    dx_padded = np.zeros((x_shape[0], *geometry.padded, groups, group_channels), per_tap.dtype)
+    batch_out = (x_shape[0], *geometry.out)
+    for tap, slices in geometry.taps():
+        np.matmul(dy_grouped, per_tap[tap], out=product_buffer)
+        contribution = product_buffer.reshape(groups, *batch_out, group_channels)
+        dx_padded[(slice(None), *slices)] += np.moveaxis(contribution, 0, -2)
+    return np.ascontiguousarray(geometry.unpad(dx_padded)).reshape(x_shape)
+
+
+def _conv_geometry(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], strides: IntOrTuple,
+                   padding: str, dilation: IntOrTuple, groups: int) -> Geometry:
+    """Check x against the kernel and return the window geometry (Keras's error when empty)."""
+    rank = len(x_shape) - 2
+    if rank < 1 or len(kernel_shape) != rank + 2:
+        raise ValueError(f"conv expects x (batch, *spatial, channels) and a kernel of rank "
+                         f"len(spatial) + 2; received x shape {x_shape}, kernel shape "
+                         f"{kernel_shape}")
+    if groups < 1 or x_shape[-1] != kernel_shape[-2] * groups or kernel_shape[-1] % groups:
+        raise ValueError(f"kernel shape {kernel_shape} does not fit {x_shape[-1]} input channels "
+                         f"in groups={groups}: expected (*kernel_size, {x_shape[-1]}//groups, F) "
+                         "with F divisible by groups")
+    padding = check_padding(padding)
+    strides = as_tuple(strides, rank, "strides")
+    dilation = as_tuple(dilation, rank, "dilation_rate")
+    geometry = Geometry(x_shape[1:-1], kernel_shape[:rank], strides, padding, dilation)
+    if geometry.empty:
+        raise ValueError(
+            "Computed output size would be zero or negative. Received "
+            f"inputs shape={tuple(x_shape)}, kernel shape={tuple(kernel_shape)}, "
+            f"dilation_rate={dilation}, strides={strides}, padding={padding}.")
+    return geometry
+
+
+def _im2col(geometry: Geometry, x: np.ndarray, groups: int) -> np.ndarray:
+    """Every window of the zero-padded x as one contiguous (groups, B·out, K·Cg) array."""
+    batch, channels = x.shape[0], x.shape[-1]
+    grouped = x.reshape(*x.shape[:-1], groups, channels // groups)
+    view = geometry.windows(geometry.pad(grouped))                # (B, *out, *k, g, Cg)
+    cols = np.ascontiguousarray(np.moveaxis(view, -2, 0))         # the single copy
+    rows = batch * int(np.prod(geometry.out))
+    return cols.reshape(groups, rows, -1)
+
+
+def _grouped_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:
+    """Keras kernel (*k, Cg, F) as (groups, K·Cg, F/groups): filter f belongs to group f//(F/g)."""
+    filters = kernel.shape[-1]
+    return kernel.reshape(-1, groups, filters // groups).transpose(1, 0, 2)
+
+
+def _ungroup(y: np.ndarray) -> np.ndarray:
+    """(g, rows, F/g) -> (rows, F) with the filters of group 0 first."""
+    groups, rows, per_group = y.shape
+    if groups == 1:
+        return y[0]
+    return y.transpose(1, 0, 2).reshape(rows, groups * per_group)
+
+
+def _ungroup_kernel(dkernel: np.ndarray, kernel_shape: tuple[int, ...]) -> np.ndarray:
+    """(g, K·Cg, F/g) -> Keras layout (*k, Cg, F), the inverse of `_grouped_kernel`."""
+    return np.ascontiguousarray(dkernel.transpose(1, 0, 2)).reshape(kernel_shape)

@@ -1,0 +1,93 @@
+"""N-dimensional max pooling (Keras MaxPooling1D/2D math) as pure NumPy, channels_last.
+
+    y[b, o…, c] = max_{t…} x_pad[b, o·s + t, c]
+
+with x_pad padded by −inf (TF's `same` rule, extra cell at the end, see `windows.py`), so padding
+never wins. The forward pass walks the pool taps (k_h·k_w iterations, each one strided slice over
+the whole batch) twice: once for the running max, once for the index of the first tap (in
+row-major window order) that holds it, so ties go to the first occurrence as TensorFlow does. NaN
+propagates, as in TF and PyTorch (a NaN window sends its gradient to its first cell). The cache
+is that small unsigned index array (uint8 up to 256 taps). Backward routes dy to the winning tap
+of each window with one strided write per tap, or one strided add when windows overlap
+(stride < pool), so shared cells accumulate every window's gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from layerctl.ops.windows import Geometry, as_tuple, check_padding
+
+IntOrTuple = int | Sequence[int]
+
+
+def max_pool_forward(x: np.ndarray, pool_size: IntOrTuple, strides: IntOrTuple | None = None,
+                     padding: str = "valid") -> tuple[np.ndarray, tuple]:
+    """Max over windows of x (B, *spatial, C): y (B, *out, C); strides None means pool_size.
+
+    Raises ValueError with Keras's text when an output axis would be empty.
+    """
+    geometry = _pool_geometry(x.shape, pool_size, strides, padding)
+    lowest = -np.inf if np.issubdtype(x.dtype, np.inexact) else np.iinfo(x.dtype).min
+    x_padded = geometry.pad(x, lowest)
+    taps = [(slice(None), *slices) for _, slices in geometry.taps()]
+    y = np.array(x_padded[taps[0]])                # a fresh copy: it becomes the running max
+    for slices in taps[1:]:
+        np.maximum(y, x_padded[slices], out=y)     # np.maximum propagates NaN
+    # Walking the taps backwards, the last tap written is the first one equal to the max.
+    # winner + is_max·(tap − winner) in wrapping unsigned arithmetic is where(is_max, tap, winner)
+    # without numpy's masked assignment, which is many times slower than plain ufuncs.
+    winner = np.zeros(y.shape, _index_dtype(len(taps)))
+    is_max = np.empty(y.shape, bool)
+    step = np.empty_like(winner)
+    for tap in range(len(taps) - 1, -1, -1):
+        np.equal(x_padded[taps[tap]], y, out=is_max)
+        np.subtract(winner.dtype.type(tap), winner, out=step)
+        np.multiply(step, is_max, out=step)
+        winner += step
+    return y, (geometry, winner, x.shape)
+
+
+def max_pool_backward(cache: tuple, dy: np.ndarray) -> np.ndarray:
+    """dx of `max_pool_forward`: each window's dy goes to its arg-max cell, summed over windows."""
+    geometry, winner, x_shape = cache
+    dx_padded = np.zeros((x_shape[0], *geometry.padded, *x_shape[1 + len(geometry.window):]),
+                         dy.dtype)
+    # Without overlap a cell belongs to one window at most, so each tap writes instead of adds.
+    overlapping = any(s < k for s, k in zip(geometry.strides, geometry.window, strict=True))
+    is_winner = np.empty(winner.shape, bool)
+    routed = np.empty(dy.shape, dy.dtype) if overlapping else None
+    for tap, slices in geometry.taps():
+        np.equal(winner, tap, out=is_winner)
+        target = dx_padded[(slice(None), *slices)]
+        if overlapping:
+            target += np.multiply(dy, is_winner, out=routed)
+        else:
+            np.multiply(dy, is_winner, out=target)
+    return np.ascontiguousarray(geometry.unpad(dx_padded))
+
+
+def _pool_geometry(x_shape: tuple[int, ...], pool_size: IntOrTuple,
+                   strides: IntOrTuple | None, padding: str) -> Geometry:
+    """Window geometry of a pooling op, with Keras's error when an output axis is empty."""
+    rank = len(x_shape) - 2
+    if rank < 1:
+        raise ValueError(f"max pooling expects x (batch, *spatial, channels); received shape "
+                         f"{tuple(x_shape)}")
+    padding = check_padding(padding, ("valid", "same"))
+    pool = as_tuple(pool_size, rank, "pool_size")
+    strides = pool if strides is None else as_tuple(strides, rank, "strides")
+    geometry = Geometry(x_shape[1:-1], pool, strides, padding, (1,) * rank)
+    if geometry.empty:
+        raise ValueError(
+            "Computed output size would be zero or negative. Received: "
+            f"inputs.shape={tuple(x_shape)}, pool_size={pool}, strides={strides}, "
+            f"padding={padding}.")
+    return geometry
+
+
+def _index_dtype(taps: int) -> np.dtype:
+    """The smallest unsigned integer type that can number every tap of a window."""
+    return np.min_scalar_type(max(taps - 1, 0))
