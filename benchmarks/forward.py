@@ -25,15 +25,20 @@ def macs(graph) -> int:
             total += int(np.prod(out[1:-1])) * int(np.prod(kernel))
         elif kind == "LSTM":
             steps = node.input_shapes[0][1]
-            total += steps * (node.weights[0].shape[0] + node.weights[1].shape[0]) * \
-                node.weights[0].shape[1]
+            total += (
+                steps
+                * (node.weights[0].shape[0] + node.weights[1].shape[0])
+                * node.weights[0].shape[1]
+            )
     return total
 
 
 def main() -> None:
     peak = matmul_gflops()
     print(f"matmul peak (float32, 1024^3): {peak:.1f} GFLOP/s")
-    print(f"{'model':<6} {'batch':>5} {'ms/step':>8} {'samples/s':>10} {'GFLOP/s':>8} {'of peak':>8}")
+    print(
+        f"{'model':<6} {'batch':>5} {'ms/step':>8} {'samples/s':>10} {'GFLOP/s':>8} {'of peak':>8}"
+    )
     rng = np.random.default_rng(0)
     for name, text, batch in (("MLP", MLP, 128), ("CNN", CNN, 64), ("LSTM", LSTM, 64)):
         _, graph = build(text)
@@ -47,8 +52,10 @@ def main() -> None:
 
         seconds = best_of(step, repeat=5)
         gflops = 6 * macs(graph) * batch / seconds / 1e9
-        print(f"{name:<6} {batch:>5} {seconds * 1e3:>8.1f} {batch / seconds:>10.0f} "
-              f"{gflops:>8.1f} {gflops / peak:>8.1%}")
+        print(
+            f"{name:<6} {batch:>5} {seconds * 1e3:>8.1f} {batch / seconds:>10.0f} "
+            f"{gflops:>8.1f} {gflops / peak:>8.1%}"
+        )
 
 
 if __name__ == "__main__":

@@ -30,23 +30,30 @@ class Graph:
         self.plan = plan
         self.dtype = np.dtype(dtype)
         self.nodes: tuple[Node, ...] = plan.nodes
-        self._consumers = {node.name: [n for n in plan.nodes if node.name in n.inputs]
-                           for node in plan.nodes}
-        trainable = [(n, w) for n in self.nodes for w in n.weights if w.trainable and n.layer.trainable]
-        frozen = [(n, w) for n in self.nodes for w in n.weights
-                  if not (w.trainable and n.layer.trainable)]
+        self._consumers = {
+            node.name: [n for n in plan.nodes if node.name in n.inputs] for node in plan.nodes
+        }
+        trainable = [
+            (n, w) for n in self.nodes for w in n.weights if w.trainable and n.layer.trainable
+        ]
+        frozen = [
+            (n, w) for n in self.nodes for w in n.weights if not (w.trainable and n.layer.trainable)
+        ]
         self.trainable = np.zeros(sum(math.prod(w.shape) for _, w in trainable), self.dtype)
         self.gradients = np.zeros_like(self.trainable)
         self.frozen = np.zeros(sum(math.prod(w.shape) for _, w in frozen), self.dtype)
         self.weights: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
-        self.segments: list[tuple[int, int]] = []   # [start, stop) of each trainable weight
+        self.segments: list[tuple[int, int]] = []  # [start, stop) of each trainable weight
         self.weight_specs = {f"{n.name}/{w.name}": (n, w) for n, w in trainable + frozen}
         self._place(trainable, self.trainable, self.gradients)
         self._place(frozen, self.frozen, None)
         self.weights = {key: self.weights[key] for key in self.keys()}  # Keras order
-        self.layer_rngs = {n.name: np.random.default_rng(n.layer.seed) for n in self.nodes
-                            if getattr(n.layer, "seed", None) is not None}
+        self.layer_rngs = {
+            n.name: np.random.default_rng(n.layer.seed)
+            for n in self.nodes
+            if getattr(n.layer, "seed", None) is not None
+        }
         self._caches: dict[str, Any] = {}
         self.output_mask: np.ndarray | None = None
         self.activity_penalty = 0.0
@@ -57,9 +64,9 @@ class Graph:
         for node, spec in items:
             size = math.prod(spec.shape)
             key = f"{node.name}/{spec.name}"
-            self.weights[key] = buffer[offset:offset + size].reshape(spec.shape)
+            self.weights[key] = buffer[offset : offset + size].reshape(spec.shape)
             if grad_buffer is not None:
-                self.grads[key] = grad_buffer[offset:offset + size].reshape(spec.shape)
+                self.grads[key] = grad_buffer[offset : offset + size].reshape(spec.shape)
                 self.segments.append((offset, offset + size))
             offset += size
 
@@ -93,20 +100,26 @@ class Graph:
         """Keras applies constraints after each optimizer step, never at initialisation."""
         for key, (_, spec) in self.weight_specs.items():
             if spec.constraint is not None and key in self.grads:
-                self.weights[key][...] = constraints.apply_constraint(spec.constraint,
-                                                                      self.weights[key])
+                self.weights[key][...] = constraints.apply_constraint(
+                    spec.constraint, self.weights[key]
+                )
 
     def penalty(self) -> float:
         """Weight regularization penalties (added to the loss)."""
-        return float(sum(regularizers.penalty(spec.regularizer, self.weights[key])
-                         for key, (_, spec) in self.weight_specs.items()
-                         if spec.regularizer is not None and key in self.grads))
+        return float(
+            sum(
+                regularizers.penalty(spec.regularizer, self.weights[key])
+                for key, (_, spec) in self.weight_specs.items()
+                if spec.regularizer is not None and key in self.grads
+            )
+        )
 
     def add_penalty_gradients(self) -> None:
         for key, (_, spec) in self.weight_specs.items():
             if spec.regularizer is not None and key in self.grads:
-                self.grads[key] += regularizers.penalty_gradient(spec.regularizer,
-                                                                 self.weights[key])
+                self.grads[key] += regularizers.penalty_gradient(
+                    spec.regularizer, self.weights[key]
+                )
 
     # ---- forward / backward --------------------------------------------------------------
     def fusable_activation(self) -> str | None:
@@ -122,8 +135,13 @@ class Graph:
             return x if np.issubdtype(x.dtype, np.integer) else x.astype(np.int64)
         return x.astype(self.dtype, copy=False)
 
-    def forward(self, x: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
-                logits: bool = False) -> np.ndarray:
+    def forward(
+        self,
+        x: np.ndarray,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+        logits: bool = False,
+    ) -> np.ndarray:
         """Run the model on a batch. With `logits`, the output layer's softmax/sigmoid is left
         out (for a fused loss); `backward` then takes the gradient w.r.t. those logits."""
         rng = rng if rng is not None else np.random.default_rng(0)
@@ -162,7 +180,9 @@ class Graph:
     def backward(self, d_output: np.ndarray) -> None:
         """Accumulate d loss / d weight into `gradients` (zeroed first) from d loss / d output."""
         self.gradients[...] = 0
-        upstream: dict[str, np.ndarray] = {self.plan.output: d_output.astype(self.dtype, copy=False)}
+        upstream: dict[str, np.ndarray] = {
+            self.plan.output: d_output.astype(self.dtype, copy=False)
+        }
         for node in reversed(self.nodes):
             dy = upstream.pop(node.name, None)
             if dy is None:
@@ -172,7 +192,8 @@ class Graph:
             if node.name in self._activity_outputs:
                 y = self._activity_outputs[node.name]
                 dy = dy + regularizers.penalty_gradient(layer.activity_regularizer, y) / max(
-                    y.shape[0], 1)
+                    y.shape[0], 1
+                )
             from_data = layer.skips_input_gradient and all(s == INPUT for s in node.inputs)
             extra = {"need_dx": False} if from_data else {}
             dx, grads = layer.backward(weights, self._caches[node.name], dy, **extra)
@@ -192,10 +213,10 @@ class Graph:
         n = x.shape[0]
         out = None
         for start in range(0, n, batch_size):
-            y = self.forward(x[start:start + batch_size], training=False)
+            y = self.forward(x[start : start + batch_size], training=False)
             if out is None:
                 out = np.empty((n,) + y.shape[1:], dtype=y.dtype)
-            out[start:start + y.shape[0]] = y
+            out[start : start + y.shape[0]] = y
         if out is None:
             out = np.empty((0,) + tuple(d or 0 for d in self.plan.output_shape[1:]), self.dtype)
         return out

@@ -25,9 +25,9 @@ INPUT = "input"  # how `inputs:` names the model input
 class Node:
     """One layer placed in the model."""
 
-    layer: Layer                    # resolved: named, model defaults applied, aliases concrete
-    index: int                      # position in the spec's `layers:` list
-    inputs: tuple[str, ...]         # node names, or INPUT
+    layer: Layer  # resolved: named, model defaults applied, aliases concrete
+    index: int  # position in the spec's `layers:` list
+    inputs: tuple[str, ...]  # node names, or INPUT
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     receives_mask: bool
@@ -101,35 +101,61 @@ def build_plan(spec: ModelSpec, marks: Marks | None = None) -> Plan:
         inputs = sources[index]
         in_shapes = tuple(shapes[s] for s in inputs)
         try:
-            node = _place(layer, index, inputs, in_shapes, any(masked[s] for s in inputs),
-                          spec.data_format)
+            node = _place(
+                layer, index, inputs, in_shapes, any(masked[s] for s in inputs), spec.data_format
+            )
         except IncompatibleShape as error:
             got = ", ".join(format_shape(s) for s in in_shapes)
-            problems.append(Problem(f"layer '{layer.name}' ({layer.keras_class}) cannot take "
-                                    f"input of shape {got}: {error}", where.layer(index)))
+            problems.append(
+                Problem(
+                    f"layer '{layer.name}' ({layer.keras_class}) cannot take "
+                    f"input of shape {got}: {error}",
+                    where.layer(index),
+                )
+            )
             break
         if node.receives_mask and not node.layer.supports_masking:
-            warnings.append(Problem(
-                f"layer '{node.name}' (of type {node.layer.keras_class}) receives a mask but does "
-                "not support masking: the mask is dropped and later layers will not see it",
-                where.layer(index), severity="warning"))
+            warnings.append(
+                Problem(
+                    f"layer '{node.name}' (of type {node.layer.keras_class}) receives a mask but "
+                    "does "
+                    "not support masking: the mask is dropped and later layers will not see it",
+                    where.layer(index),
+                    severity="warning",
+                )
+            )
         shapes[node.name], masked[node.name] = node.output_shape, node.emits_mask
         nodes.append(node)
     if problems:
         raise SpecError(problems=problems)
     nodes, names = _rename_resolved(spec, nodes, names, where)
     warnings += _unused(nodes, names[-1], where)
-    return Plan(spec.name or "model", input_shape=(None,) + input_shape,
-                integer_input=any(getattr(n.layer, "integer_input", False) and INPUT in n.inputs
-                                  for n in nodes), nodes=tuple(nodes),
-                output=names[-1], warnings=tuple(warnings))
+    return Plan(
+        spec.name or "model",
+        input_shape=(None,) + input_shape,
+        integer_input=any(
+            getattr(n.layer, "integer_input", False) and INPUT in n.inputs for n in nodes
+        ),
+        nodes=tuple(nodes),
+        output=names[-1],
+        warnings=tuple(warnings),
+    )
 
 
-def _place(layer: Layer, index: int, inputs: tuple[str, ...], in_shapes: tuple[Shape, ...],
-           receives_mask: bool, data_format: str) -> Node:
+def _place(
+    layer: Layer,
+    index: int,
+    inputs: tuple[str, ...],
+    in_shapes: tuple[Shape, ...],
+    receives_mask: bool,
+    data_format: str,
+) -> Node:
     if len(inputs) < layer.min_inputs or len(inputs) > layer.max_inputs:
-        wanted = (f"{layer.min_inputs}" if layer.min_inputs == layer.max_inputs
-                  else f"at least {layer.min_inputs}")
+        wanted = (
+            f"{layer.min_inputs}"
+            if layer.min_inputs == layer.max_inputs
+            else f"at least {layer.min_inputs}"
+        )
         raise IncompatibleShape(f"{layer.keras_class} takes {wanted} input(s), got {len(inputs)}")
     multi = layer.max_inputs > 1
     layer = layer.resolve(in_shapes[0], data_format)
@@ -174,22 +200,37 @@ def _input_shape(spec: ModelSpec, where: _Locator, problems: list[Problem]) -> S
         declared.append((first, where.layer(0)))
     for index, layer in enumerate(spec.layers[1:], start=1):
         if layer.declared_input_shape() is not None and layer.inputs is None:
-            problems.append(Problem("only the first layer may declare an input shape",
-                                    where.layer(index), "move it to the top-level `input_shape`"))
+            problems.append(
+                Problem(
+                    "only the first layer may declare an input shape",
+                    where.layer(index),
+                    "move it to the top-level `input_shape`",
+                )
+            )
     if not declared:
-        problems.append(Problem("the model has no input shape", where.key("layers"),
-                                "add `input_shape: [...]` (without the batch axis) at the top "
-                                "level or on the first layer"))
+        problems.append(
+            Problem(
+                "the model has no input shape",
+                where.key("layers"),
+                "add `input_shape: [...]` (without the batch axis) at the top "
+                "level or on the first layer",
+            )
+        )
         return ()
     if len({shape for shape, _ in declared}) > 1:
-        problems.append(Problem("the input shape is declared more than once with different "
-                                "values: " + ", ".join(str(list(s)) for s, _ in declared),
-                                declared[1][1]))
+        problems.append(
+            Problem(
+                "the input shape is declared more than once with different "
+                "values: " + ", ".join(str(list(s)) for s, _ in declared),
+                declared[1][1],
+            )
+        )
     return tuple(declared[0][0])
 
 
-def _rename_resolved(spec: ModelSpec, nodes: list[Node], names: list[str],
-                     where: _Locator) -> tuple[list[Node], list[str]]:
+def _rename_resolved(
+    spec: ModelSpec, nodes: list[Node], names: list[str], where: _Locator
+) -> tuple[list[Node], list[str]]:
     """Default names of layers whose class depends on their input (MaxPool becomes
     MaxPooling1D/2D) follow the resolved class, as a Keras model built from it would name them."""
     classes = {node.index: node.layer.keras_class for node in nodes}
@@ -197,13 +238,20 @@ def _rename_resolved(spec: ModelSpec, nodes: list[Node], names: list[str],
         return nodes, names
     final = _assign_names(spec, where, [], classes)
     rename = dict(zip(names, final, strict=True))
-    renamed = [replace(node, layer=node.layer.model_copy(update={"name": rename[node.name]}),
-                       inputs=tuple(rename.get(s, s) for s in node.inputs)) for node in nodes]
+    renamed = [
+        replace(
+            node,
+            layer=node.layer.model_copy(update={"name": rename[node.name]}),
+            inputs=tuple(rename.get(s, s) for s in node.inputs),
+        )
+        for node in nodes
+    ]
     return renamed, final
 
 
-def _assign_names(spec: ModelSpec, where: _Locator, problems: list[Problem],
-                  classes: dict[int, str] | None = None) -> list[str]:
+def _assign_names(
+    spec: ModelSpec, where: _Locator, problems: list[Problem], classes: dict[int, str] | None = None
+) -> list[str]:
     """Explicit names, else Keras's default names: dense, dense_1, ... per class."""
     explicit = {layer.name for layer in spec.layers if layer.name}
     counters: dict[str, int] = defaultdict(int)
@@ -219,16 +267,22 @@ def _assign_names(spec: ModelSpec, where: _Locator, problems: list[Problem],
                 if name not in explicit:
                     break
         elif name in first_at:
-            problems.append(Problem(f"duplicate layer name '{name}' (first used by layer "
-                                    f"{first_at[name] + 1})", where.key("layers", index, "name")))
+            problems.append(
+                Problem(
+                    f"duplicate layer name '{name}' (first used by layer {first_at[name] + 1})",
+                    where.key("layers", index, "name"),
+                )
+            )
         first_at.setdefault(name, index)
         names.append(name)
     return names
 
 
-def _wire(spec: ModelSpec, names: list[str], where: _Locator,
-          problems: list[Problem]) -> list[tuple[str, ...]]:
-    """Each layer's sources: its `inputs`, else the previous layer (the model input for the first)."""
+def _wire(
+    spec: ModelSpec, names: list[str], where: _Locator, problems: list[Problem]
+) -> list[tuple[str, ...]]:
+    """Each layer's sources: its `inputs`, else the previous layer (the model input for the
+    first layer)."""
     known = set(names) | {INPUT}
     sources = []
     for index, layer in enumerate(spec.layers):
@@ -237,21 +291,29 @@ def _wire(spec: ModelSpec, names: list[str], where: _Locator,
             continue
         for position, source in enumerate(layer.inputs):
             if source not in known:
-                problems.append(Problem(
-                    f"layer '{names[index]}' takes input from unknown layer '{source}'",
-                    where.marks.value(("layers", index, "inputs", position)),
-                    did_you_mean(source, known) or "known: " + ", ".join(sorted(known))))
+                problems.append(
+                    Problem(
+                        f"layer '{names[index]}' takes input from unknown layer '{source}'",
+                        where.marks.value(("layers", index, "inputs", position)),
+                        did_you_mean(source, known) or "known: " + ", ".join(sorted(known)),
+                    )
+                )
             elif source == names[index]:
-                problems.append(Problem(f"layer '{source}' takes its own output as input",
-                                        where.marks.value(("layers", index, "inputs", position))))
+                problems.append(
+                    Problem(
+                        f"layer '{source}' takes its own output as input",
+                        where.marks.value(("layers", index, "inputs", position)),
+                    )
+                )
         if not layer.inputs:
             problems.append(Problem("`inputs` is empty", where.key("layers", index, "inputs")))
         sources.append(tuple(layer.inputs))
     return sources
 
 
-def _topological_order(names: list[str], sources: list[tuple[str, ...]], where: _Locator,
-                       problems: list[Problem]) -> list[int]:
+def _topological_order(
+    names: list[str], sources: list[tuple[str, ...]], where: _Locator, problems: list[Problem]
+) -> list[int]:
     """Layers in an order where each comes after its sources (spec order when possible)."""
     if problems:
         return []
@@ -263,9 +325,13 @@ def _topological_order(names: list[str], sources: list[tuple[str, ...]], where: 
         if state.get(i) == "done":
             return
         if state.get(i) == "active":
-            cycle = trail[trail.index(i):] + [i]
-            problems.append(Problem("the layers form a cycle: " + " → ".join(names[j] for j in cycle),
-                                    where.key("layers", i, "inputs")))
+            cycle = trail[trail.index(i) :] + [i]
+            problems.append(
+                Problem(
+                    "the layers form a cycle: " + " → ".join(names[j] for j in cycle),
+                    where.key("layers", i, "inputs"),
+                )
+            )
             raise _Cycle
         state[i] = "active"
         for source in sources[i]:
@@ -289,6 +355,12 @@ class _Cycle(Exception):
 def _unused(nodes: list[Node], output: str, where: _Locator) -> list[Problem]:
     """Layers whose output reaches nothing: almost always a wiring mistake."""
     used = {source for node in nodes for source in node.inputs} | {output}
-    return [Problem(f"layer '{node.name}' is not connected to the model output (the last layer)",
-                    where.layer(node.index), severity="warning")
-            for node in nodes if node.name not in used]
+    return [
+        Problem(
+            f"layer '{node.name}' is not connected to the model output (the last layer)",
+            where.layer(node.index),
+            severity="warning",
+        )
+        for node in nodes
+        if node.name not in used
+    ]

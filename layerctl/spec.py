@@ -9,13 +9,13 @@ with a did-you-mean. All problems of a file are raised together in one `SpecErro
 from __future__ import annotations
 
 from pathlib import Path as FilePath
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
 from layerctl.config import CHOICE_MODELS, Frozen
 from layerctl.errors import Location, Problem, SpecError, did_you_mean
-from layerctl.layers import LAYER_TYPES, AnyLayer
+from layerctl.layers import LAYER_TYPES, AnyLayer, layer_class
 from layerctl.layers.base import DataFormat, PositiveInt, lower_string
 from layerctl.legacy import LEGACY_TRAIN_KEYS, legacy_hint
 from layerctl.training.spec import CompileSpec, TrainSpec
@@ -32,11 +32,15 @@ class ModelSpec(Frozen):
     name: str | None = Field(default=None, description="Model name; default: the file's stem.")
     description: str | None = None
     input_shape: tuple[PositiveInt | None, ...] | None = Field(
-        default=None, description="Input shape without the batch axis, e.g. [28, 28, 1].")
+        default=None, description="Input shape without the batch axis, e.g. [28, 28, 1]."
+    )
     input_dim: PositiveInt | None = Field(
-        default=None, description="Shorthand for input_shape: [input_dim].")
+        default=None, description="Shorthand for input_shape: [input_dim]."
+    )
     data_format: DataFormat = Field(
-        default="channels_last", description="Default data_format of conv, pooling and Flatten layers.")
+        default="channels_last",
+        description="Default data_format of conv, pooling and Flatten layers.",
+    )
     layers: list[AnyLayer] = Field(min_length=1, description="The layers, in order.")
     compile: CompileSpec | None = None
     train: TrainSpec | None = None
@@ -76,8 +80,10 @@ def parse_spec(text: str, file: str = "<spec>") -> tuple[ModelSpec, Marks]:
     data, marks = load_yaml(text, file)
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
-        raise SpecError(f"a spec is a mapping with at least `layers:`, but this document is {kind}",
-                        marks.value(()))
+        raise SpecError(
+            f"a spec is a mapping with at least `layers:`, but this document is {kind}",
+            marks.value(()),
+        )
     data, problems = _strip_legacy(data, marks)
     try:
         spec = ModelSpec.model_validate(data)
@@ -85,7 +91,9 @@ def parse_spec(text: str, file: str = "<spec>") -> tuple[ModelSpec, Marks]:
         problems += [_translate(e, data, marks) for e in error.errors()]
         spec = None
     if problems:
-        problems.sort(key=lambda p: (p.location.line or 0, p.location.col or 0) if p.location else (0, 0))
+        problems.sort(
+            key=lambda p: (p.location.line or 0, p.location.col or 0) if p.location else (0, 0)
+        )
         raise SpecError(problems=_unique(problems))
     if spec.name is None:
         spec = spec.model_copy(update={"name": FilePath(file).stem})
@@ -110,7 +118,7 @@ def _strip_legacy(data: dict, marks: Marks) -> tuple[dict, list[Problem]]:
     if isinstance(layers, list):
         cleaned = []
         for index, layer in enumerate(layers):
-            cls = LAYER_TYPES.get(layer.get("type")) if isinstance(layer, dict) else None
+            cls = layer_class(layer)
             if cls is None:
                 cleaned.append(layer)
                 continue
@@ -121,16 +129,25 @@ def _strip_legacy(data: dict, marks: Marks) -> tuple[dict, list[Problem]]:
                 if modern is None:
                     kept[key] = value
                 else:
-                    problems.append(Problem(
-                        f"`{key}` is a Keras 1 argument of {cls.keras_class}", marks.key(
-                            ("layers", index, key)), f"use {_quote(modern)}"))
+                    problems.append(
+                        Problem(
+                            f"`{key}` is a Keras 1 argument of {cls.keras_class}",
+                            marks.key(("layers", index, key)),
+                            f"use {_quote(modern)}",
+                        )
+                    )
             cleaned.append(kept)
         data = {**data, "layers": cleaned}
     train = data.get("train")
     if isinstance(train, dict):
         for key in [k for k in train if k in LEGACY_TRAIN_KEYS]:
-            problems.append(Problem(f"`{key}` is a Keras 1 argument of fit()",
-                                    marks.key(("train", key)), f"use {_quote(LEGACY_TRAIN_KEYS[key])}"))
+            problems.append(
+                Problem(
+                    f"`{key}` is a Keras 1 argument of fit()",
+                    marks.key(("train", key)),
+                    f"use {_quote(LEGACY_TRAIN_KEYS[key])}",
+                )
+            )
         data = {**data, "train": {k: v for k, v in train.items() if k not in LEGACY_TRAIN_KEYS}}
     return data, problems
 
@@ -158,7 +175,7 @@ def _fields_at(path: tuple, data: Any) -> tuple[str, list[str]]:
     """(what the mapping at `path` is, its allowed keys) for did-you-mean on unknown keys."""
     if len(path) == 2 and path[0] == "layers":
         layer = data["layers"][path[1]]
-        cls = LAYER_TYPES.get(layer.get("type")) if isinstance(layer, dict) else None
+        cls = layer_class(layer)
         if cls is not None:
             return cls.keras_class, [f for f in cls.model_fields if f != "type"]
     if not path:
@@ -193,26 +210,46 @@ def _translate(error: dict, data: Any, marks: Marks) -> Problem:
         what = "a layer" if _is_layer(path) else f"`{field}`"
         return Problem(f"{what} needs a `type`", marks.value(path))
     if kind == "literal_error":
-        expected = [s.strip().strip("'") for s in ctx.get("expected", "").replace(" or ", ", ").split(",")]
+        expected = [
+            s.strip().strip("'") for s in ctx.get("expected", "").replace(" or ", ", ").split(",")
+        ]
         hint = did_you_mean(str(value), expected)
         if hint is None:
-            hint = "expected one of " + ", ".join(f"'{e}'" for e in expected[:8]) + (
-                ", ..." if len(expected) > 8 else "")
+            hint = (
+                "expected one of "
+                + ", ".join(f"'{e}'" for e in expected[:8])
+                + (", ..." if len(expected) > 8 else "")
+            )
         return Problem(f"invalid value {value!r} for `{field}`", marks.value(path), hint)
     if kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
-        rule = {"greater_than": "> {gt}", "greater_than_equal": ">= {ge}",
-                "less_than_equal": "<= {le}", "less_than": "< {lt}"}[kind].format(**ctx)
-        return Problem(f"invalid value for `{field}`: expected a value {rule}, received {value!r}",
-                       marks.value(path))
+        rule = {
+            "greater_than": "> {gt}",
+            "greater_than_equal": ">= {ge}",
+            "less_than_equal": "<= {le}",
+            "less_than": "< {lt}",
+        }[kind].format(**ctx)
+        return Problem(
+            f"invalid value for `{field}`: expected a value {rule}, received {value!r}",
+            marks.value(path),
+        )
     if kind == "too_short" and path == ("layers",):
         return Problem("`layers` is empty; a model needs at least one layer", marks.value(path))
     if kind.endswith("_type") or kind.endswith("_parsing") or kind in ("model_type", "list_type"):
-        expected = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
-                    "string_type": "a string", "list_type": "a list", "tuple_type": "a list",
-                    "model_type": "a mapping", "dict_type": "a mapping", "model_attributes_type":
-                    "a mapping"}.get(kind, error["msg"].removeprefix("Input should be "))
-        return Problem(f"invalid value for `{field}`: expected {expected}, received "
-                       f"{_describe(value)}", marks.value(path))
+        expected = {
+            "int_type": "an integer",
+            "float_type": "a number",
+            "bool_type": "true or false",
+            "string_type": "a string",
+            "list_type": "a list",
+            "tuple_type": "a list",
+            "model_type": "a mapping",
+            "dict_type": "a mapping",
+            "model_attributes_type": "a mapping",
+        }.get(kind, error["msg"].removeprefix("Input should be "))
+        return Problem(
+            f"invalid value for `{field}`: expected {expected}, received {_describe(value)}",
+            marks.value(path),
+        )
     message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     named = isinstance(loc[-1], str) and path and loc[-1] == path[-1] and field not in message
     return Problem(f"{field}: {message}" if named else message, marks.value(path))
@@ -225,15 +262,21 @@ def _is_layer(path: tuple) -> bool:
 def _unknown_type(path: tuple, ctx: dict, marks: Marks) -> Problem:
     tag = ctx.get("tag")
     if _is_layer(path):
-        return Problem(f"unknown layer type '{tag}'", marks.value(path + ("type",)),
-                       did_you_mean(str(tag), LAYER_TYPES) or
-                       "supported: " + ", ".join(sorted(c.keras_class for c in set(LAYER_TYPES.values()))))
+        return Problem(
+            f"unknown layer type '{tag}'",
+            marks.value(path + ("type",)),
+            did_you_mean(str(tag), LAYER_TYPES)
+            or "supported: " + ", ".join(sorted(c.keras_class for c in set(LAYER_TYPES.values()))),
+        )
     field = next((p for p in reversed(path) if isinstance(p, str)), "value")
     kind = field.rsplit("_", 1)[-1] if "_" in field else field
     expected = [t.strip().strip("'") for t in ctx.get("expected_tags", "").split(",")]
     where = path + ("type",) if (path + ("type",)) in marks.values else path
-    return Problem(f"unknown {kind} '{tag}' for `{field}`", marks.value(where),
-                   did_you_mean(str(tag), expected) or "expected one of " + ", ".join(expected))
+    return Problem(
+        f"unknown {kind} '{tag}' for `{field}`",
+        marks.value(where),
+        did_you_mean(str(tag), expected) or "expected one of " + ", ".join(expected),
+    )
 
 
 def _describe(value: Any) -> str:

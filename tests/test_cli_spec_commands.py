@@ -42,24 +42,46 @@ def test_shapes_json_contract():
     result = run("shapes", str(MNIST), "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    assert set(data) == {"name", "input_shape", "layers", "total_params", "trainable_params",
-                         "non_trainable_params"}
+    assert set(data) == {
+        "name",
+        "input_shape",
+        "layers",
+        "total_params",
+        "trainable_params",
+        "non_trainable_params",
+    }
     assert data["input_shape"] == [None, 28, 28, 1]
-    assert data["layers"][0] == {"name": "conv2d", "type": "Conv2D",
-                                 "output_shape": [None, 26, 26, 32], "params": 320,
-                                 "trainable_params": 320, "non_trainable_params": 0}
+    assert data["layers"][0] == {
+        "name": "conv2d",
+        "type": "Conv2D",
+        "output_shape": [None, 26, 26, 32],
+        "params": 320,
+        "trainable_params": 320,
+        "non_trainable_params": 0,
+    }
     assert (data["total_params"], data["trainable_params"], data["non_trainable_params"]) == (
-        1_200_394, 1_200_138, 256)
+        1_200_394,
+        1_200_138,
+        256,
+    )
 
 
 def test_shapes_table_like_keras_summary():
     result = run("shapes", str(MNIST))
     assert result.exit_code == 0
     out = result.stdout
-    for text in ['Model: "mnist-cnn"', "Layer (type)", "Output Shape", "Param #",
-                 "dense (Dense)", "(None, 12, 12, 64)", "1,179,776",
-                 " Total params: 1,200,394 (4.58 MB)", " Trainable params: 1,200,138 (4.58 MB)",
-                 " Non-trainable params: 256 (1.00 KB)"]:
+    for text in [
+        'Model: "mnist-cnn"',
+        "Layer (type)",
+        "Output Shape",
+        "Param #",
+        "dense (Dense)",
+        "(None, 12, 12, 64)",
+        "1,179,776",
+        " Total params: 1,200,394 (4.58 MB)",
+        " Trainable params: 1,200,138 (4.58 MB)",
+        " Non-trainable params: 256 (1.00 KB)",
+    ]:
         assert text in out, text
 
 
@@ -73,7 +95,9 @@ def test_shapes_error_is_one_located_line(tmp_path):
     spec.write_text("input_shape: [4]\nlayers:\n  - {type: Dence, units: 3}\n")
     result = run("shapes", str(spec))
     assert result.exit_code == 1
-    assert result.stderr.strip() == f"{spec}:3:12: unknown layer type 'Dence'; did you mean 'Dense'?"
+    assert (
+        result.stderr.strip() == f"{spec}:3:12: unknown layer type 'Dence'; did you mean 'Dense'?"
+    )
 
 
 def test_validate_formats(tmp_path):
@@ -81,7 +105,11 @@ def test_validate_formats(tmp_path):
     spec.write_text("input_shape: [4]\nlayers:\n  - {type: Dense, unit: 3}\n")
     github = run("validate", "--format", "github", str(spec))
     assert github.exit_code == 1
-    assert f"::error file={spec},line=3,col=19::unknown argument 'unit' for Dense; did you mean 'units'?" in github.stdout
+    assert (
+        f"::error file={spec},line=3,col=19::unknown argument 'unit' for Dense; "
+        "did you mean 'units'?"
+        in github.stdout
+    )
     as_json = json.loads(run("validate", "--format", "json", str(spec)).stdout)
     assert as_json["valid"] is False and as_json["files"] == 1
     assert {"line": 3, "col": 19, "severity": "error"}.items() <= as_json["problems"][1].items()
@@ -89,12 +117,16 @@ def test_validate_formats(tmp_path):
 
 def test_validate_mask_warning_does_not_fail(tmp_path):
     spec = tmp_path / "mask.yaml"
-    spec.write_text("input_shape: [10, 3]\nlayers:\n  - {type: Masking}\n  - {type: Flatten}\n"
-                    "  - {type: Dense, units: 2}\n")
+    spec.write_text(
+        "input_shape: [10, 3]\nlayers:\n  - {type: Masking}\n  - {type: Flatten}\n"
+        "  - {type: Dense, units: 2}\n"
+    )
     result = run("validate", str(spec))
     assert result.exit_code == 0
-    assert (f"{spec}:4:6: warning: layer 'flatten' (of type Flatten) receives a mask but does not "
-            "support masking") in result.stdout
+    assert (
+        f"{spec}:4:6: warning: layer 'flatten' (of type Flatten) receives a mask but does not "
+        "support masking"
+    ) in result.stdout
 
 
 def test_validate_missing_path_and_usage():

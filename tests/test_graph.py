@@ -88,8 +88,10 @@ def test_gradients_masking_conv_and_dropout():
     x = np.random.default_rng(3).normal(size=(2, 7, 3))
     x[0, :2] = 0
     check_graph(graph_of(MASKING_CONV), x)
-    dropout = graph_of("input_shape: [4]\nlayers:\n  - {type: Dense, units: 3}\n"
-                       "  - {type: Dropout, rate: 0.4}\n  - {type: Dense, units: 2}\n")
+    dropout = graph_of(
+        "input_shape: [4]\nlayers:\n  - {type: Dense, units: 3}\n"
+        "  - {type: Dropout, rate: 0.4}\n  - {type: Dense, units: 2}\n"
+    )
     check_graph(dropout, np.random.default_rng(4).normal(size=(5, 4)), training=True)
 
 
@@ -125,12 +127,12 @@ def sample_inputs(plan, rng, n=4):
     if plan.integer_input:
         vocabulary = plan.nodes[0].layer.input_dim
         x = rng.integers(1, vocabulary, size=shape)
-        x[0, : shape[1] // 2] = 0   # pre-padding: masked where mask_zero is on
-        x[1, shape[1] // 3:] = 0    # post-padding
+        x[0, : shape[1] // 2] = 0  # pre-padding: masked where mask_zero is on
+        x[1, shape[1] // 3 :] = 0  # post-padding
         return x
     x = rng.normal(size=shape).astype(np.float32)
     if len(shape) == 3:
-        x[0, :2] = 0                # whole timesteps equal to the mask value
+        x[0, :2] = 0  # whole timesteps equal to the mask value
         x[1, -3:] = 0
     return x
 
@@ -162,13 +164,12 @@ def test_inference_matches_keras(path):
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("name", ["batchnorm_dense.yaml", "conv_relu_batchnorm.yaml",
-                                  "masking_lstm.yaml"])
+@pytest.mark.parametrize(
+    "name", ["batchnorm_dense.yaml", "conv_relu_batchnorm.yaml", "masking_lstm.yaml"]
+)
 def test_training_forward_matches_keras(name):
     """Training-mode forward (batch statistics) of dropout-free specs, and the moving update."""
-    from keras_bridge import copy_weights, keras_model, run_keras
-
-    from keras_bridge import keras
+    from keras_bridge import copy_weights, keras, keras_model, run_keras
 
     rng = np.random.default_rng(1)
     path = next(p for p in SPECS if p.name == name)
@@ -182,5 +183,9 @@ def test_training_forward_matches_keras(name):
     np.testing.assert_allclose(graph.forward(x, training=True), expected, rtol=1e-4, atol=1e-5)
     for layer in model.layers:
         for weight in layer.weights:
-            np.testing.assert_allclose(graph.weights[f"{layer.name}/{weight.name}"],
-                                       keras.ops.convert_to_numpy(weight.value), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                graph.weights[f"{layer.name}/{weight.name}"],
+                keras.ops.convert_to_numpy(weight.value),
+                rtol=1e-5,
+                atol=1e-6,
+            )

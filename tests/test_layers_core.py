@@ -37,7 +37,9 @@ def test_dense_gradients_rank3():
     check_layer(Dense(type="Dense", units=3, activation="tanh"), RNG.normal(size=(2, 3, 4)))
 
 
-@pytest.mark.parametrize("activation", ["softmax", "elu", "selu", "softplus", "silu", "log_softmax"])
+@pytest.mark.parametrize(
+    "activation", ["softmax", "elu", "selu", "softplus", "silu", "log_softmax"]
+)
 def test_activation_layer_gradients(activation):
     check_layer(Activation(type="Activation", activation=activation), RNG.normal(size=(3, 4)))
 
@@ -75,10 +77,13 @@ def test_masking_keras_example():
     x = np.array([[[0, 0], [1, 2], [0, 0]], [[2, 2], [0, 0], [2, 1]]], dtype=np.float64)
     layer = Masking(type="Masking")
     y, _ = layer.forward({}, x, None, False, None)
-    np.testing.assert_array_equal(layer.output_mask(x, None), [[False, True, False], [True, False, True]])
+    np.testing.assert_array_equal(
+        layer.output_mask(x, None), [[False, True, False], [True, False, True]]
+    )
     np.testing.assert_array_equal(y, x)
-    y2, _ = Masking(type="Masking", mask_value=2.0).forward({}, np.array([[[2.0, 2], [2, 1]]]),
-                                                           None, False, None)
+    y2, _ = Masking(type="Masking", mask_value=2.0).forward(
+        {}, np.array([[[2.0, 2], [2, 1]]]), None, False, None
+    )
     np.testing.assert_array_equal(y2, [[[0, 0], [2, 1]]])
 
 

@@ -22,8 +22,12 @@ def bn(**kwargs):
 
 
 def bn_weights(c=2):
-    return {"gamma": np.ones(c), "beta": np.zeros(c), "moving_mean": np.zeros(c),
-            "moving_variance": np.ones(c)}
+    return {
+        "gamma": np.ones(c),
+        "beta": np.zeros(c),
+        "moving_mean": np.zeros(c),
+        "moving_variance": np.ones(c),
+    }
 
 
 def test_batchnorm_keras_worked_example():
@@ -66,9 +70,15 @@ def test_batchnorm_all_masked_gives_zeros():
 
 def test_batchnorm_weights_and_counts():
     assert [(w.name, w.trainable) for w in bn().weight_specs((None, 3))] == [
-        ("gamma", True), ("beta", True), ("moving_mean", False), ("moving_variance", False)]
+        ("gamma", True),
+        ("beta", True),
+        ("moving_mean", False),
+        ("moving_variance", False),
+    ]
     assert [w.name for w in bn(center=False, scale=False).weight_specs((None, 3))] == [
-        "moving_mean", "moving_variance"]
+        "moving_mean",
+        "moving_variance",
+    ]
     with pytest.raises(IncompatibleShape, match="out of bounds"):
         bn(axis=3).output_shape((None, 3))
 
@@ -89,8 +99,9 @@ def test_embedding_lookup_and_mask():
     weights = {"embeddings": np.array([[0.0, 0], [2, 2], [3, 3]])}
     y, _ = layer.forward(weights, np.array([2, 1, 0]), None, False, None)
     np.testing.assert_array_equal(y, [[3, 3], [2, 2], [0, 0]])
-    np.testing.assert_array_equal(layer.output_mask(np.array([[1, 0, 2, 0]]), None),
-                                  [[True, False, True, False]])
+    np.testing.assert_array_equal(
+        layer.output_mask(np.array([[1, 0, 2, 0]]), None), [[True, False, True, False]]
+    )
     assert layer.output_shape((None, 7)) == (None, 7, 2)
 
 
@@ -125,7 +136,9 @@ def test_add_and_concatenate():
 
 def test_merge_masks_combine_with_and():
     m1, m2 = np.array([[True, False, True]]), np.array([[True, True, False]])
-    np.testing.assert_array_equal(Add(type="Add").output_mask(None, [m1, m2]), [[True, False, False]])
+    np.testing.assert_array_equal(
+        Add(type="Add").output_mask(None, [m1, m2]), [[True, False, False]]
+    )
     assert Add(type="Add").output_mask(None, [None, None]) is None
 
 
@@ -143,3 +156,44 @@ def test_global_max_pooling_values_and_shapes():
 @pytest.mark.parametrize("kwargs", [{}, {"keepdims": True}, {"data_format": "channels_first"}])
 def test_global_max_pooling_gradient(kwargs):
     check_layer(GlobalMaxPooling1D(type="GlobalMaxPooling1D", **kwargs), RNG.normal(size=(2, 5, 3)))
+
+
+def test_lstm_rejects_last_axis_activations():
+    from pydantic import ValidationError
+
+    from layerctl.layers import LAYER_TYPES
+
+    with pytest.raises(ValidationError, match="normalises over the last axis"):
+        LAYER_TYPES["LSTM"](type="LSTM", units=2, activation="softmax")
+
+
+def test_lstm_dropout_masks_follow_keras_layout():
+    from layerctl.layers import LAYER_TYPES
+    from layerctl.ops import lstm as lstm_ops
+
+    seen = {}
+    original = lstm_ops.lstm_forward
+
+    def spy(*args, **kwargs):
+        seen["input"] = kwargs["input_dropout_mask"]
+        seen["recurrent"] = kwargs["recurrent_dropout_mask"]
+        return original(*args, **kwargs)
+
+    lstm_ops.lstm_forward = spy
+    try:
+        x = RNG.normal(size=(2, 3, 4))
+        for recurrent, shapes in ((0.0, ((2, 4), None)), (0.5, ((4, 2, 4), (4, 2, 5)))):
+            layer = LAYER_TYPES["LSTM"](
+                type="LSTM", units=5, dropout=0.5, recurrent_dropout=recurrent
+            )
+            from gradcheck import init_layer_weights
+
+            layer.forward(
+                init_layer_weights(layer, (None, 3, 4)), x, None, True, np.random.default_rng(0)
+            )
+            assert seen["input"].shape == shapes[0]
+            assert (seen["recurrent"] is None) == (shapes[1] is None)
+            if shapes[1]:
+                assert seen["recurrent"].shape == shapes[1]
+    finally:
+        lstm_ops.lstm_forward = original

@@ -14,29 +14,46 @@ def check_inputs(stream, plan) -> None:
 
     expected = plan.input_shape
     if not fits((0,) + tuple(stream.sample_shape), expected):
-        raise DataError(f"{stream.name}: inputs have shape {shape_text((None,) + tuple(stream.sample_shape))}"
-                        f" but the spec's input shape is {shape_text(expected)}",
-                        hint="reshape the inputs, or check that this is the right spec")
+        raise DataError(
+            f"{stream.name}: inputs have shape {shape_text((None,) + tuple(stream.sample_shape))}"
+            f" but the spec's input shape is {shape_text(expected)}",
+            hint="reshape the inputs, or check that this is the right spec",
+        )
     if not (np.issubdtype(stream.dtype, np.number) or stream.dtype == np.bool_):
         raise DataError(f"{stream.name}: inputs have dtype {stream.dtype}; expected numbers")
     if plan.integer_input and np.issubdtype(stream.dtype, np.floating) and stream.array is not None:
-        sample = np.asarray(stream.array[: 1024])
+        sample = np.asarray(stream.array[:1024])
         if not np.all(sample == np.round(sample)):
-            raise DataError(f"{stream.name}: the model starts with an Embedding, which takes "
-                            "integer indices, but the inputs hold fractional numbers")
+            raise DataError(
+                f"{stream.name}: the model starts with an Embedding, which takes "
+                "integer indices, but the inputs hold fractional numbers"
+            )
 
 
 @click.command("predict")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
-@click.option("--weights", "weights_path", required=True, type=click.Path(dir_okay=False),
-              help="Weights file (.npz), e.g. runs/NAME/weights.npz.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Where to write: .npy, .csv or .json [default: CSV on stdout].")
+@click.option(
+    "--weights",
+    "weights_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Weights file (.npz), e.g. runs/NAME/weights.npz.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Where to write: .npy, .csv or .json [default: CSV on stdout].",
+)
 @click.option("--key", help="Array name inside an .npz input [default: x].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--classes", is_flag=True, help="Write the arg-max class of each output instead "
-              "of the output values (sigmoid outputs: 1 when > 0.5).")
+@click.option(
+    "--classes",
+    is_flag=True,
+    help="Write the arg-max class of each output instead "
+    "of the output values (sigmoid outputs: 1 when > 0.5).",
+)
 def command(spec_path, input_path, weights_path, output, key, batch_size, classes) -> None:
     """Predict with WEIGHTS on INPUT (.npy, .npz or .csv), in inference mode.
 

@@ -30,6 +30,13 @@ LAYER_TYPES: dict[str, type[Layer]] = {
 }
 
 
+def layer_class(value: Any) -> type[Layer] | None:
+    """The class a `layers:` entry selects by its `type`, or None (not a mapping, no or an
+    unknown type)."""
+    spelled = value.get("type") if isinstance(value, dict) else None
+    return LAYER_TYPES.get(spelled) if isinstance(spelled, str) else None
+
+
 def _layer_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         spelled = value.get("type")
@@ -43,5 +50,5 @@ AnyLayer = Annotated[
     Discriminator(_layer_tag),
 ]
 
-__all__ = ["AnyLayer", "IncompatibleShape", "LAYER_CLASSES", "LAYER_TYPES", "Layer", "Shape",
+__all__ = ["AnyLayer", "layer_class", "IncompatibleShape", "LAYER_CLASSES", "LAYER_TYPES", "Layer", "Shape",
            "WeightSpec", "format_shape"]

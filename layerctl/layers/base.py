@@ -49,7 +49,8 @@ class WeightSpec:
 
 
 def keras_snake_case(name: str) -> str:
-    """Keras's default-name rule: `BatchNormalization` -> `batch_normalization`, `Conv2D` -> `conv2d`."""
+    """Keras's default-name rule: `BatchNormalization` -> `batch_normalization`,
+    `Conv2D` -> `conv2d`."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
@@ -63,15 +64,20 @@ class Layer(Frozen):
     """Fields and defaults shared by every layer type."""
 
     type: str
-    name: str | None = Field(default=None, description="Layer name; default Keras-style (dense, dense_1, ...).")
+    name: str | None = Field(
+        default=None, description="Layer name; default Keras-style (dense, dense_1, ...)."
+    )
     inputs: list[str] | None = Field(
-        default=None, description="Names of the layers feeding this one; default the previous layer. "
-        "`input` names the model input.")
+        default=None,
+        description="Names of the layers feeding this one; default the previous layer. "
+        "`input` names the model input.",
+    )
     trainable: bool = True
     input_shape: tuple[PositiveInt | None, ...] | None = Field(
-        default=None, description="Shape without the batch axis (first layer only, as in Keras).")
+        default=None, description="Shape without the batch axis (first layer only, as in Keras)."
+    )
 
-    keras_class: ClassVar[str] = ""       # the class name summaries show
+    keras_class: ClassVar[str] = ""  # the class name summaries show
     supports_masking: ClassVar[bool] = False
     integer_input: ClassVar[bool] = False
     # backward() accepts need_dx=False, skipping the input gradient of a layer fed by data
@@ -83,8 +89,10 @@ class Layer(Frozen):
     @classmethod
     def _valid_name(cls, value: str | None) -> str | None:
         if value is not None and (not value or "/" in value or value == "input"):
-            raise ValueError(f"invalid layer name {value!r}: it must be non-empty, without '/', "
-                             "and not 'input' (which names the model input)")
+            raise ValueError(
+                f"invalid layer name {value!r}: it must be non-empty, without '/', "
+                "and not 'input' (which names the model input)"
+            )
         return value
 
     # ---- shapes and weights --------------------------------------------------------------
@@ -101,7 +109,7 @@ class Layer(Frozen):
     def resolve(self, input_shape: Shape, data_format: str) -> Layer:
         """This layer with model-level defaults filled in (e.g. data_format), or a concrete
         layer chosen by the input's rank (MaxPool). The default is the layer itself."""
-        if "data_format" in type(self).model_fields and getattr(self, "data_format") is None:
+        if "data_format" in type(self).model_fields and self.data_format is None:
             return self.model_copy(update={"data_format": data_format})
         return self
 
@@ -110,7 +118,9 @@ class Layer(Frozen):
         """The mask passed to the next layers: unchanged when the layer supports masking."""
         return mask if self.supports_masking else None
 
-    def forward(self, weights: dict, x: Any, mask: Any, training: bool, rng: Any) -> tuple[Any, Any]:
+    def forward(
+        self, weights: dict, x: Any, mask: Any, training: bool, rng: Any
+    ) -> tuple[Any, Any]:
         raise NotImplementedError(f"{self.keras_class} has no forward pass")
 
     def backward(self, weights: dict, cache: Any, dy: Any) -> tuple[Any, dict]:
@@ -121,7 +131,8 @@ class SingleInputLayer(Layer):
     """A layer that also accepts Keras's legacy `input_dim: n` (meaning `input_shape: [n]`)."""
 
     input_dim: PositiveInt | None = Field(
-        default=None, description="Legacy Keras: `input_dim: n` means `input_shape: [n]`.")
+        default=None, description="Legacy Keras: `input_dim: n` means `input_shape: [n]`."
+    )
 
     def declared_input_shape(self) -> Shape | None:
         if self.input_dim is not None:
@@ -132,11 +143,15 @@ class SingleInputLayer(Layer):
 def require_rank(shape: Shape, *, exact: int | None = None, minimum: int | None = None) -> None:
     """Keras's input_spec rank checks, with its wording."""
     if exact is not None and len(shape) != exact:
-        raise IncompatibleShape(f"expected ndim={exact}, found ndim={len(shape)}. "
-                                f"Full shape received: {format_shape(shape)}")
+        raise IncompatibleShape(
+            f"expected ndim={exact}, found ndim={len(shape)}. "
+            f"Full shape received: {format_shape(shape)}"
+        )
     if minimum is not None and len(shape) < minimum:
-        raise IncompatibleShape(f"expected min_ndim={minimum}, found ndim={len(shape)}. "
-                                f"Full shape received: {format_shape(shape)}")
+        raise IncompatibleShape(
+            f"expected min_ndim={minimum}, found ndim={len(shape)}. "
+            f"Full shape received: {format_shape(shape)}"
+        )
 
 
 def format_shape(shape: Shape) -> str:
@@ -153,14 +168,21 @@ def int_tuple(value: Any, length: int, argument: str, *, minimum: int = 1) -> tu
     """An int or a list of `length` ints, as Keras's standardize_tuple checks them."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value,) * length
-    if (not isinstance(value, (list, tuple)) or len(value) != length
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-        raise ValueError(f"The {argument} argument must be a tuple of {length} integers. "
-                         f"Received {argument}={value!r}")
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != length
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise ValueError(
+            f"The {argument} argument must be a tuple of {length} integers. "
+            f"Received {argument}={value!r}"
+        )
     bad = {v for v in value if v < minimum}
     if bad:
         rule = "value > 0" if minimum == 1 else f"value >= {minimum}"
-        raise ValueError(f"The {argument} argument must be a tuple of {length} integers. "
-                         f"Received {argument}={tuple(value)}, including values {bad} that do "
-                         f"not satisfy {rule}")
+        raise ValueError(
+            f"The {argument} argument must be a tuple of {length} integers. "
+            f"Received {argument}={tuple(value)}, including values {bad} that do "
+            f"not satisfy {rule}"
+        )
     return tuple(value)

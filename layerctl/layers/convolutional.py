@@ -60,31 +60,41 @@ class _Conv(SingleInputLayer):
     @classmethod
     def _strict_int(cls, value: Any, info) -> Any:
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{info.field_name} must be an integer. Received {info.field_name}={value!r}")
+            raise ValueError(
+                f"{info.field_name} must be an integer. Received {info.field_name}={value!r}"
+            )
         return value
 
     @model_validator(mode="after")
     def _keras_checks(self) -> _Conv:
         rank = self.spatial_rank
         if self.filters <= 0:
-            raise ValueError("Invalid value for argument filters. Expected a strictly positive "
-                             f"value. Received filters={self.filters}.")
+            raise ValueError(
+                "Invalid value for argument filters. Expected a strictly positive "
+                f"value. Received filters={self.filters}."
+            )
         if self.groups <= 0:
-            raise ValueError("The number of groups must be a positive integer. "
-                             f"Received: groups={self.groups}.")
+            raise ValueError(
+                f"The number of groups must be a positive integer. Received: groups={self.groups}."
+            )
         if self.filters % self.groups:
-            raise ValueError("The number of filters must be evenly divisible by the number of "
-                             f"groups. Received: groups={self.groups}, filters={self.filters}.")
+            raise ValueError(
+                "The number of filters must be evenly divisible by the number of "
+                f"groups. Received: groups={self.groups}, filters={self.filters}."
+            )
         if self.padding not in self.paddings:
             allowed = "{" + ", ".join(repr(p) for p in self.paddings) + "}"
-            raise ValueError(f"The padding argument must be one of {allowed}. "
-                             f"Received: {self.padding}")
+            raise ValueError(
+                f"The padding argument must be one of {allowed}. Received: {self.padding}"
+            )
         kernel = int_tuple(self.kernel_size, rank, "kernel_size")
         strides = int_tuple(self.strides, rank, "strides")
         dilation = int_tuple(self.dilation_rate, rank, "dilation_rate")
         if max(strides) > 1 and max(dilation) > 1:
-            raise ValueError("strides > 1 not supported in conjunction with dilation_rate > 1. "
-                             f"Received: strides={strides} and dilation_rate={dilation}")
+            raise ValueError(
+                "strides > 1 not supported in conjunction with dilation_rate > 1. "
+                f"Received: strides={strides} and dilation_rate={dilation}"
+            )
         del kernel
         return self
 
@@ -101,13 +111,16 @@ class _Conv(SingleInputLayer):
         axis = 1 if self.data_format == "channels_first" else len(input_shape) - 1
         channels = input_shape[axis]
         if channels is None:
-            raise IncompatibleShape("the channel axis of the input must be defined; received "
-                                    f"{format_shape(input_shape)}")
+            raise IncompatibleShape(
+                "the channel axis of the input must be defined; received "
+                f"{format_shape(input_shape)}"
+            )
         if channels % self.groups:
             raise IncompatibleShape(
                 "The number of input channels must be evenly divisible by the number of groups. "
                 f"Received groups={self.groups}, but the input has {channels} channels "
-                f"(full input shape is {format_shape(input_shape)}).")
+                f"(full input shape is {format_shape(input_shape)})."
+            )
         return channels
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -117,34 +130,60 @@ class _Conv(SingleInputLayer):
         self._in_channels(input_shape)
         shape = list(input_shape)
         axes = spatial_axes(self.data_format, len(shape))
-        for axis, k, s, d in zip(axes, self.kernel_tuple(), self.stride_tuple(),
-                                 self.dilation_tuple(), strict=True):
+        for axis, k, s, d in zip(
+            axes, self.kernel_tuple(), self.stride_tuple(), self.dilation_tuple(), strict=True
+        ):
             size = output_length(input_shape[axis], k, self.padding, s, d)
             if size is not None and size <= 0:
                 raise IncompatibleShape(
                     "Computed output size would be zero or negative. Received inputs shape="
                     f"{format_shape(input_shape)}, kernel shape="
-                    f"{self.kernel_tuple() + (self._in_channels(input_shape) // self.groups, self.filters)}.")
+                    f"{self._kernel_shape(input_shape)}."
+                )
             shape[axis] = size
         shape[1 if self.data_format == "channels_first" else -1] = self.filters
         return tuple(shape)
 
+    def _kernel_shape(self, input_shape: Shape) -> tuple[int, ...]:
+        channels = self._in_channels(input_shape) // self.groups
+        return self.kernel_tuple() + (channels, self.filters)
+
     def weight_specs(self, input_shape: Shape) -> list[WeightSpec]:
-        kernel_shape = self.kernel_tuple() + (self._in_channels(input_shape) // self.groups,
-                                              self.filters)
-        specs = [WeightSpec("kernel", kernel_shape, True, self.kernel_initializer,
-                            self.kernel_regularizer, self.kernel_constraint)]
+        kernel_shape = self._kernel_shape(input_shape)
+        specs = [
+            WeightSpec(
+                "kernel",
+                kernel_shape,
+                True,
+                self.kernel_initializer,
+                self.kernel_regularizer,
+                self.kernel_constraint,
+            )
+        ]
         if self.use_bias:
-            specs.append(WeightSpec("bias", (self.filters,), True, self.bias_initializer,
-                                    self.bias_regularizer, self.bias_constraint))
+            specs.append(
+                WeightSpec(
+                    "bias",
+                    (self.filters,),
+                    True,
+                    self.bias_initializer,
+                    self.bias_regularizer,
+                    self.bias_constraint,
+                )
+            )
         return specs
 
     def forward(self, weights, x, mask, training, rng):
         from layerctl.ops.conv import conv_forward
 
-        z, conv_cache = conv_forward(to_channels_last(x, self.data_format), weights["kernel"],
-                                     self.stride_tuple(), self.padding, self.dilation_tuple(),
-                                     self.groups)
+        z, conv_cache = conv_forward(
+            to_channels_last(x, self.data_format),
+            weights["kernel"],
+            self.stride_tuple(),
+            self.padding,
+            self.dilation_tuple(),
+            self.groups,
+        )
         if self.use_bias:
             z += weights["bias"]
         y = activate(self.activation, z)

@@ -32,10 +32,17 @@ class Add(Layer):
         first = input_shapes[0]
         for shape in input_shapes[1:]:
             if len(shape) != len(first) or any(
-                    a is not None and b is not None and a != b for a, b in zip(first, shape)):
-                raise IncompatibleShape("Inputs have incompatible shapes. Received shapes "
-                                        f"{format_shape(first)} and {format_shape(shape)}")
-        return tuple(next((d for d in dims if d is not None), None) for dims in zip(*input_shapes))
+                a is not None and b is not None and a != b
+                for a, b in zip(first, shape, strict=True)
+            ):
+                raise IncompatibleShape(
+                    "Inputs have incompatible shapes. Received shapes "
+                    f"{format_shape(first)} and {format_shape(shape)}"
+                )
+        return tuple(
+            next((d for d in dims if d is not None), None)
+            for dims in zip(*input_shapes, strict=True)
+        )
 
     def output_mask(self, xs, masks):
         return _combine_masks(masks)
@@ -61,19 +68,26 @@ class Concatenate(Layer):
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
         rank = len(input_shapes[0])
         if not -rank <= self.axis < rank or self.axis % rank == 0:
-            raise IncompatibleShape(f"axis {self.axis} is not a feature axis of inputs of rank {rank}")
+            raise IncompatibleShape(
+                f"axis {self.axis} is not a feature axis of inputs of rank {rank}"
+            )
         axis = self.axis % rank
         for shape in input_shapes:
             others = [d for i, d in enumerate(shape) if i != axis]
             firsts = [d for i, d in enumerate(input_shapes[0]) if i != axis]
-            if len(shape) != rank or any(a is not None and b is not None and a != b
-                                         for a, b in zip(others, firsts)):
+            if len(shape) != rank or any(
+                a is not None and b is not None and a != b
+                for a, b in zip(others, firsts, strict=True)
+            ):
                 raise IncompatibleShape(
                     "A `Concatenate` layer requires inputs with matching shapes except for the "
-                    "concatenation axis. Received: input_shape=[" + ", ".join(format_shape(s) for s in input_shapes) + "]")
+                    "concatenation axis. Received: input_shape=["
+                    + ", ".join(format_shape(s) for s in input_shapes)
+                    + "]"
+                )
         sizes = [s[axis] for s in input_shapes]
         joined = None if None in sizes else sum(sizes)
-        return input_shapes[0][:axis] + (joined,) + input_shapes[0][axis + 1:]
+        return input_shapes[0][:axis] + (joined,) + input_shapes[0][axis + 1 :]
 
     def output_mask(self, xs, masks):
         return _combine_masks(masks)

@@ -46,29 +46,49 @@ class BatchNormalization(SingleInputLayer):
 
     def _axis(self, rank: int) -> int:
         if not -rank <= self.axis < rank:
-            raise IncompatibleShape(f"Axis {self.axis} is out of bounds for input shape of rank "
-                                    f"{rank}. Received: axis={self.axis}")
+            raise IncompatibleShape(
+                f"Axis {self.axis} is out of bounds for input shape of rank "
+                f"{rank}. Received: axis={self.axis}"
+            )
         return self.axis % rank
 
     def output_shape(self, input_shape: Shape) -> Shape:
         axis = self._axis(len(input_shape))
         if input_shape[axis] is None:
-            raise IncompatibleShape(f"axis {self.axis} of the input must be defined; received "
-                                    f"input shape {input_shape}")
+            raise IncompatibleShape(
+                f"axis {self.axis} of the input must be defined; received input shape {input_shape}"
+            )
         return input_shape
 
     def weight_specs(self, input_shape: Shape) -> list[WeightSpec]:
         features = (input_shape[self._axis(len(input_shape))],)
         specs = []
         if self.scale:
-            specs.append(WeightSpec("gamma", features, True, self.gamma_initializer,
-                                    self.gamma_regularizer, self.gamma_constraint))
+            specs.append(
+                WeightSpec(
+                    "gamma",
+                    features,
+                    True,
+                    self.gamma_initializer,
+                    self.gamma_regularizer,
+                    self.gamma_constraint,
+                )
+            )
         if self.center:
-            specs.append(WeightSpec("beta", features, True, self.beta_initializer,
-                                    self.beta_regularizer, self.beta_constraint))
+            specs.append(
+                WeightSpec(
+                    "beta",
+                    features,
+                    True,
+                    self.beta_initializer,
+                    self.beta_regularizer,
+                    self.beta_constraint,
+                )
+            )
         specs.append(WeightSpec("moving_mean", features, False, self.moving_mean_initializer))
-        specs.append(WeightSpec("moving_variance", features, False,
-                                self.moving_variance_initializer))
+        specs.append(
+            WeightSpec("moving_variance", features, False, self.moving_variance_initializer)
+        )
         return specs
 
     def _broadcast(self, vector: np.ndarray, rank: int) -> np.ndarray:
@@ -80,9 +100,11 @@ class BatchNormalization(SingleInputLayer):
         if mask is None:
             return None
         if mask.ndim != x.ndim - 1:
-            raise IncompatibleShape("The mask provided should be one dimension less than the "
-                                    f"inputs. Received: mask.shape={mask.shape}, "
-                                    f"inputs.shape={x.shape}")
+            raise IncompatibleShape(
+                "The mask provided should be one dimension less than the "
+                f"inputs. Received: mask.shape={mask.shape}, "
+                f"inputs.shape={x.shape}"
+            )
         return np.broadcast_to(mask[..., None].astype(x.dtype), x.shape)
 
     def forward(self, weights, x, mask, training, rng):
@@ -117,8 +139,10 @@ class BatchNormalization(SingleInputLayer):
         if count is None:
             return {}
         m = weights["moving_mean"].dtype.type(self.momentum)
-        return {"moving_mean": weights["moving_mean"] * m + mean.reshape(-1) * (1 - m),
-                "moving_variance": weights["moving_variance"] * m + var.reshape(-1) * (1 - m)}
+        return {
+            "moving_mean": weights["moving_mean"] * m + mean.reshape(-1) * (1 - m),
+            "moving_variance": weights["moving_variance"] * m + var.reshape(-1) * (1 - m),
+        }
 
     def backward(self, weights, cache, dy):
         x_hat, inv_std, w, count, reduce, mean, var = cache
@@ -140,6 +164,8 @@ class BatchNormalization(SingleInputLayer):
         weight = 1.0 if w is None else w
         sum_g = dx_hat.sum(axis=reduce, keepdims=True)
         sum_g_x_hat = (dx_hat * x_hat).sum(axis=reduce, keepdims=True)
-        centred = x_hat if w is None else x_hat - (w * x_hat).sum(axis=reduce, keepdims=True) / count
+        centred = (
+            x_hat if w is None else x_hat - (w * x_hat).sum(axis=reduce, keepdims=True) / count
+        )
         dx = inv_std * (dx_hat - weight * (sum_g + sum_g_x_hat * centred) / count)
         return dx, grads

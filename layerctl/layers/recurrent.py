@@ -26,6 +26,8 @@ from layerctl.layers.base import (
 )
 from layerctl.regularizers import Regularizer
 
+LAST_AXIS_ACTIVATIONS = ("softmax", "log_softmax", "sparsemax")
+
 
 def _dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], rate: float,
                   dtype: np.dtype) -> np.ndarray:
@@ -71,6 +73,14 @@ class LSTM(SingleInputLayer):
     keras_class = "LSTM"
     supports_masking = True
 
+    @field_validator("activation", "recurrent_activation", mode="after")
+    @classmethod
+    def _elementwise(cls, value: str | None) -> str | None:
+        if value in LAST_AXIS_ACTIVATIONS:
+            raise ValueError(f"{value} normalises over the last axis, which an LSTM gate does "
+                             "not have; use an element-wise activation such as tanh or sigmoid")
+        return value
+
     @field_validator("dropout", "recurrent_dropout", mode="after")
     @classmethod
     def _clip(cls, value: float) -> float:
@@ -113,12 +123,16 @@ class LSTM(SingleInputLayer):
     def forward(self, weights, x, mask, training, rng):
         from layerctl.ops.lstm import lstm_forward
 
+        # Keras draws one mask shared by the four gates, except when recurrent_dropout is on:
+        # it then runs its per-gate implementation, with one mask per gate on both sides.
         input_mask = recurrent_mask = None
+        gates = (4,) if 0 < self.recurrent_dropout < 1 else ()
+        dtype = weights["kernel"].dtype
         if training and 0 < self.dropout < 1:
-            input_mask = _dropout_mask(rng, (x.shape[0], x.shape[2]), self.dropout, x.dtype)
+            input_mask = _dropout_mask(rng, gates + (x.shape[0], x.shape[2]), self.dropout, dtype)
         if training and 0 < self.recurrent_dropout < 1:
-            recurrent_mask = _dropout_mask(rng, (x.shape[0], self.units), self.recurrent_dropout,
-                                           x.dtype)
+            recurrent_mask = _dropout_mask(rng, gates + (x.shape[0], self.units),
+                                           self.recurrent_dropout, dtype)
         return lstm_forward(
             x, weights["kernel"], weights["recurrent_kernel"], weights.get("bias"), mask=mask,
             activation=self.activation or "linear",

@@ -33,8 +33,11 @@ class Monitor:
 
     def value(self, logs: dict[str, float]) -> float:
         if self.name not in logs:
-            raise DataError(f"callback monitors '{self.name}', which is not logged; available: "
-                            + ", ".join(logs), hint="add validation data for val_* monitors")
+            raise DataError(
+                f"callback monitors '{self.name}', which is not logged; available: "
+                + ", ".join(logs),
+                hint="add validation data for val_* monitors",
+            )
         return logs[self.name]
 
     def improved(self, current: float) -> bool:
@@ -49,8 +52,12 @@ class EarlyStoppingCallback:
     def __init__(self, spec: EarlyStopping) -> None:
         self.spec = spec
         self.monitor = Monitor(spec.monitor, direction(spec.monitor, spec.mode), spec.min_delta)
-        self.baseline = Monitor(spec.monitor, self.monitor.mode, spec.min_delta,
-                                math.nan if spec.baseline is None else spec.baseline)
+        self.baseline = Monitor(
+            spec.monitor,
+            self.monitor.mode,
+            spec.min_delta,
+            math.nan if spec.baseline is None else spec.baseline,
+        )
         self.wait = 0
         self.best_epoch = -1
         self.stopped_epoch = -1
@@ -110,7 +117,9 @@ class ReduceLROnPlateauCallback:
         self.wait = 0
         self.cooldown = 0
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float], learning_rate: float) -> float | None:
+    def on_epoch_end(
+        self, epoch: int, logs: dict[str, float], learning_rate: float
+    ) -> float | None:
         """The new learning rate, or None to keep the current one."""
         current = self.monitor.value(logs)
         if self.cooldown > 0:
@@ -133,4 +142,8 @@ class ReduceLROnPlateauCallback:
         return {"wait": self.wait, "cooldown": self.cooldown, "best": self.monitor.best}
 
     def load_state(self, state: dict) -> None:
-        self.wait, self.cooldown, self.monitor.best = state["wait"], state["cooldown"], state["best"]
+        self.wait, self.cooldown, self.monitor.best = (
+            state["wait"],
+            state["cooldown"],
+            state["best"],
+        )

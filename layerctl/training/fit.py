@@ -62,10 +62,19 @@ class _Position:
     order: np.ndarray | None = None
 
 
-def fit(graph: Graph, compile_spec: CompileSpec, train_spec: TrainSpec, train: Dataset,
-        validation: Dataset | None, run: RunFolder, reporter: Reporter, *,
-        rng: np.random.Generator, resume: bool = False,
-        should_stop: Callable[[], bool] = lambda: False) -> FitResult:
+def fit(
+    graph: Graph,
+    compile_spec: CompileSpec,
+    train_spec: TrainSpec,
+    train: Dataset,
+    validation: Dataset | None,
+    run: RunFolder,
+    reporter: Reporter,
+    *,
+    rng: np.random.Generator,
+    resume: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> FitResult:
     """Train `graph` in place; write checkpoints, history and weights into `run`."""
     trainer = Trainer(graph, compile_spec)
     callbacks = _make_callbacks(train_spec)
@@ -73,30 +82,33 @@ def fit(graph: Graph, compile_spec: CompileSpec, train_spec: TrainSpec, train: D
     accumulator = trainer.accumulator(train.y)
     best_weights: dict[str, np.ndarray] | None = None
     if resume:
-        rng, best_weights = _restore(run, graph, trainer, callbacks, result, position,
-                                     accumulator)
+        rng, best_weights = _restore(run, graph, trainer, callbacks, result, position, accumulator)
     size = train_spec.batch_size
     steps = -(-len(train) // size)
     while position.epoch < train_spec.epochs:
         epoch = position.epoch
         if position.order is None:  # a new epoch: draw its order from the run's generator
-            position.order = np.concatenate(list(batches(len(train), size, train_spec.shuffle, rng)))
+            position.order = np.concatenate(
+                list(batches(len(train), size, train_spec.shuffle, rng))
+            )
             accumulator = trainer.accumulator(train.y)
         reporter.epoch_begin(epoch, train_spec.epochs, steps, position.batch)
         while position.batch < steps:
             if should_stop():
-                _save(run, graph, trainer, callbacks, result, position, rng, accumulator,
-                      best_weights)
+                _save(
+                    run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights
+                )
                 result.interrupted = True
                 return result
-            index = position.order[position.batch * size:(position.batch + 1) * size]
+            index = position.order[position.batch * size : (position.batch + 1) * size]
             try:
                 loss = trainer.train_step(train.x[index], train.y[index], rng, accumulator)
             except NonFiniteLoss as error:
                 raise NonFiniteLoss(
                     f"epoch {epoch + 1}, batch {position.batch + 1}: {error.message}; training "
                     f"stopped and the last good checkpoint is kept in {run.checkpoint}",
-                    hint="lower the learning_rate, or check the data for NaN/inf") from None
+                    hint="lower the learning_rate, or check the data for NaN/inf",
+                ) from None
             position.batch += 1
             reporter.step(position.batch, loss)
         logs = {"epoch": epoch + 1, **accumulator.logs()}
@@ -105,8 +117,9 @@ def fit(graph: Graph, compile_spec: CompileSpec, train_spec: TrainSpec, train: D
         logs["learning_rate"] = trainer.optimizer.learning_rate_now()
         result.history.append(logs)
         reporter.epoch_end(epoch, logs)
-        stop, best_weights = _end_of_epoch(epoch, logs, graph, trainer, callbacks, run, result,
-                                           best_weights)
+        stop, best_weights = _end_of_epoch(
+            epoch, logs, graph, trainer, callbacks, run, result, best_weights
+        )
         position.epoch, position.batch, position.order = epoch + 1, 0, None
         _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights)
         run.write_history(result.history)
@@ -145,7 +158,8 @@ def _end_of_epoch(epoch, logs, graph, trainer, callbacks, run, result, best_weig
         save_npz(run.weights, graph.get_weights())
     if "reduce_lr_on_plateau" in callbacks:
         new_rate = callbacks["reduce_lr_on_plateau"].on_epoch_end(
-            epoch, logs, trainer.optimizer.learning_rate_now())
+            epoch, logs, trainer.optimizer.learning_rate_now()
+        )
         if new_rate is not None:
             trainer.optimizer.set_learning_rate(new_rate)
     return stop, best_weights
@@ -158,9 +172,12 @@ def _save(run, graph, trainer, callbacks, result, position, rng, accumulator, be
     if best_weights is not None:
         extra.update({f"best/{k}": v for k, v in best_weights.items()})
     state = {
-        "epoch": position.epoch, "batch": position.batch, "rng": generator_state(rng),
+        "epoch": position.epoch,
+        "batch": position.batch,
+        "rng": generator_state(rng),
         "layer_rngs": {name: generator_state(g) for name, g in graph.layer_rngs.items()},
-        "history": result.history, "best_epoch": result.best_epoch,
+        "history": result.history,
+        "best_epoch": result.best_epoch,
         "callbacks": {name: cb.state() for name, cb in callbacks.items()},
         "accumulator": accumulator.state() if position.order is not None else None,
     }
@@ -188,6 +205,7 @@ def _restore(run, graph, trainer, callbacks, result, position, accumulator):
     position.order = checkpoint.arrays.get("order")
     if state["accumulator"] is not None:
         accumulator.load_state(state["accumulator"])
-    best = {k.removeprefix("best/"): v for k, v in checkpoint.arrays.items()
-            if k.startswith("best/")}
+    best = {
+        k.removeprefix("best/"): v for k, v in checkpoint.arrays.items() if k.startswith("best/")
+    }
     return restore_generator(state["rng"]), (best or None)

@@ -54,22 +54,30 @@ class Accumulator:
 
     def state(self) -> dict[str, Any]:
         """Plain numbers (and lists) enough to continue this epoch after a resume."""
-        return {"loss_total": self.loss_total, "seen": self.seen,
-                "metrics": [_plain_state(m) for m in self.metrics]}
+        return {
+            "loss_total": self.loss_total,
+            "seen": self.seen,
+            "metrics": [_plain_state(m) for m in self.metrics],
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.loss_total, self.seen = state["loss_total"], state["seen"]
         for metric, saved in zip(self.metrics, state["metrics"], strict=True):
             for name, value in saved.items():
                 current = getattr(metric, name)
-                setattr(metric, name, np.asarray(value, current.dtype)
-                        if isinstance(current, np.ndarray) else value)
+                setattr(
+                    metric,
+                    name,
+                    np.asarray(value, current.dtype) if isinstance(current, np.ndarray) else value,
+                )
 
 
 def _plain_state(metric) -> dict[str, Any]:
-    return {name: (value.tolist() if isinstance(value, np.ndarray) else value)
-            for name, value in vars(metric).items()
-            if isinstance(value, (int, float, np.ndarray)) and not isinstance(value, bool)}
+    return {
+        name: (value.tolist() if isinstance(value, np.ndarray) else value)
+        for name, value in vars(metric).items()
+        if isinstance(value, (int, float, np.ndarray)) and not isinstance(value, bool)
+    }
 
 
 class Trainer:
@@ -80,14 +88,18 @@ class Trainer:
         self.loss = parse_loss(compile_spec.loss)
         self.metric_ids = list(compile_spec.metrics)
         output_activation = graph.fusable_activation()
-        self.fused_activation = (output_activation if fused_output_activation(
-            self.loss, output_activation) else None)
-        self.optimizer = make_optimizer(parse_optimizer(compile_spec.optimizer), graph.segments,
-                                        graph.dtype)
+        self.fused_activation = (
+            output_activation if fused_output_activation(self.loss, output_activation) else None
+        )
+        self.optimizer = make_optimizer(
+            parse_optimizer(compile_spec.optimizer), graph.segments, graph.dtype
+        )
 
     def accumulator(self, y: np.ndarray) -> Accumulator:
         y_true_shape = (None,) + tuple(y.shape[1:])
-        return Accumulator(make_metrics(self.metric_ids, y_true_shape, self.graph.plan.output_shape))
+        return Accumulator(
+            make_metrics(self.metric_ids, y_true_shape, self.graph.plan.output_shape)
+        )
 
     def _loss(self, y: np.ndarray, output: np.ndarray, fused: bool) -> tuple[float, np.ndarray]:
         mask = self.graph.output_mask
@@ -95,8 +107,9 @@ class Trainer:
             return fused_loss_and_gradient(self.loss, y, output, mask)
         return loss_and_gradient(self.loss, y, output, mask)
 
-    def train_step(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
-                   accumulator: Accumulator) -> float:
+    def train_step(
+        self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, accumulator: Accumulator
+    ) -> float:
         graph = self.graph
         fused = self.fused_activation is not None
         # Overflow shows up as a non-finite loss, reported below with what to do about it;
@@ -120,9 +133,10 @@ class Trainer:
         accumulator = self.accumulator(y)
         penalty = self.graph.penalty()
         for start in range(0, len(x), batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
             output = self.graph.forward(xb, training=False)
             loss, _ = self._loss(yb, output, fused=False)
-            accumulator.update(loss + penalty + self.graph.activity_penalty, yb, output,
-                               self.graph.output_mask)
+            accumulator.update(
+                loss + penalty + self.graph.activity_penalty, yb, output, self.graph.output_mask
+            )
         return accumulator
