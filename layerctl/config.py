@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag
 
-
 # canonical `type` name -> its model, for every choice made with `by_name_or_mapping`, so error
 # messages can suggest the right argument names ("did you mean 'stddev'?").
 CHOICE_MODELS: dict[str, type[BaseModel]] = {}
