@@ -19,12 +19,12 @@ preserving) and `threshold` has no default parameters, so neither works as a bar
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Literal, get_args
 
 import numpy as np
-from numpy.polynomial import chebyshev
 
 from layerctl.errors import SpecError, did_you_mean
 
@@ -36,8 +36,8 @@ ActivationName = Literal[
 ]  # fmt: skip
 ACTIVATION_NAMES: tuple[str, ...] = get_args(ActivationName)
 
-Forward = Callable[[np.ndarray], np.ndarray]
-Backward = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (x, y, dy) -> dx
+Forward = Callable[["np.ndarray"], "np.ndarray"]
+Backward = Callable[["np.ndarray", "np.ndarray", "np.ndarray"], "np.ndarray"]  # (x, y, dy) -> dx
 
 # Keras 3 defaults (keras/src/activations/activations.py and the backend ops).
 LEAKY_RELU_SLOPE = 0.2
@@ -61,7 +61,11 @@ _CDF_TOP = 9.0
 _CDF_DEGREE = 11
 
 
+@functools.cache
 def _cdf_table() -> np.ndarray:
+    """Built on first use (not at import: `validate` and `shapes` never need it)."""
+    from numpy.polynomial import chebyshev
+
     pieces = int(_CDF_TOP / _CDF_WIDTH)
     table = np.zeros((_CDF_DEGREE + 1, pieces))
     for k in range(pieces):
@@ -76,16 +80,15 @@ def _cdf_table() -> np.ndarray:
     return table
 
 
-_CDF_TABLE = _cdf_table()
 
 
 def normal_cdf(x: np.ndarray) -> np.ndarray:
     """Φ(x) = (1 + erf(x/√2))/2, vectorized, to about 1e-15 absolute error."""
     # Clamped so that the polynomial is never evaluated far outside its interval (overflow).
     u = np.minimum(np.abs(x), _CDF_TOP)
-    piece = np.minimum((u * (1 / _CDF_WIDTH)).astype(np.intp), _CDF_TABLE.shape[1] - 1)
+    piece = np.minimum((u * (1 / _CDF_WIDTH)).astype(np.intp), _cdf_table().shape[1] - 1)
     t = (u - (piece * _CDF_WIDTH + _CDF_WIDTH / 2).astype(x.dtype)) * (2 / _CDF_WIDTH)
-    table = _CDF_TABLE.astype(x.dtype, copy=False)
+    table = _cdf_table().astype(x.dtype, copy=False)
     half = np.take(table[-1], piece)
     for row in table[-2::-1]:  # Horner over the polynomial degree, not over elements
         half *= t

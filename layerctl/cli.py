@@ -31,7 +31,7 @@ class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if self._module(name) is not None]
+        return list(COMMANDS)  # names only: `layerctl --help` imports no command module
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         module = self._module(name)
@@ -62,12 +62,7 @@ class LazyGroup(click.Group):
     def _module(name: str):
         if name not in COMMANDS:
             return None
-        try:
-            return importlib.import_module(f"layerctl.commands.{COMMANDS[name][0]}")
-        except ModuleNotFoundError as error:
-            if error.name == f"layerctl.commands.{COMMANDS[name][0]}":
-                return None  # not built yet in this version
-            raise
+        return importlib.import_module(f"layerctl.commands.{COMMANDS[name][0]}")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

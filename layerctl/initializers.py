@@ -23,14 +23,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 from pydantic import Field, TypeAdapter, field_validator
 
 from layerctl.config import Frozen, by_name_or_mapping
 from layerctl.errors import SpecError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 # Standard deviation of a standard normal truncated to (-2, 2): Keras divides by it so that a
 # truncated draw keeps the intended standard deviation.

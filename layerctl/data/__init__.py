@@ -14,20 +14,27 @@ This package owns everything between a file (or bundled dataset) and the arrays 
 Every problem a user can cause is a one-line `DataError` naming the file and what was expected.
 """
 
-from layerctl.data.batching import batches, split_validation
-from layerctl.data.checks import check_against_model
-from layerctl.data.loading import Dataset, load_dataset
-from layerctl.data.sources import (
-    ArchiveData,
-    ArrayPairData,
-    BundledData,
-    CsvData,
-    DataSource,
-    Validation,
-    ValidationSplit,
-    parse_data_source,
-)
-from layerctl.data.streams import InputStream, open_inputs, output_format, write_outputs
+from importlib import import_module
+
+# name -> submodule; imported on first use, so the spec schema (which only needs `sources`)
+# does not pay for NumPy-heavy loading code when `validate` starts.
+_EXPORTS = {
+    "batches": "batching", "split_validation": "batching",
+    "check_against_model": "checks",
+    "Dataset": "loading", "load_dataset": "loading",
+    "ArchiveData": "sources", "ArrayPairData": "sources", "BundledData": "sources",
+    "CsvData": "sources", "DataSource": "sources", "Validation": "sources",
+    "ValidationSplit": "sources", "parse_data_source": "sources",
+    "InputStream": "streams", "open_inputs": "streams", "output_format": "streams",
+    "write_outputs": "streams",
+}
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'layerctl.data' has no attribute {name!r}")
+    return getattr(import_module(f"layerctl.data.{_EXPORTS[name]}"), name)
+
 
 __all__ = [
     "ArchiveData",

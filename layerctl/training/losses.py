@@ -37,7 +37,7 @@ EPSILON = 1e-7  # keras.config.epsilon()
 
 Reduction = Literal["sum_over_batch_size", "sum", "mean", "mean_with_sample_weight"]
 Smoothing = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
-Backward = Callable[[np.ndarray], np.ndarray]
+Backward = Callable[["np.ndarray"], "np.ndarray"]
 
 
 class LossSpec(Frozen):

@@ -42,7 +42,7 @@ MetricName = Literal[
 METRIC_NAMES: tuple[str, ...] = get_args(MetricName)
 
 Shape = tuple[int | None, ...]
-ValuesFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+ValuesFn = Callable[["np.ndarray", "np.ndarray"], "np.ndarray"]
 
 
 class Metric(Protocol):

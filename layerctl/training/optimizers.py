@@ -41,7 +41,7 @@ from layerctl.training.schedules import (
 
 Fraction = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
 Beta = Annotated[float, Strict(), Field(ge=0.0, lt=1.0)]
-Slots = dict[str, np.ndarray]
+Slots = dict[str, "np.ndarray"]
 
 
 class OptimizerSpec(Frozen):
