@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag, TypeAdapter
 
 # canonical `type` name -> its model, for every choice made with `by_name_or_mapping`, so error
 # messages can suggest the right argument names ("did you mean 'stddev'?").
@@ -40,6 +40,21 @@ def snake_case(name: str) -> str:
 def type_names(model: type[BaseModel]) -> tuple[str, ...]:
     """The accepted `type` spellings of a choice model; the first is canonical."""
     return get_args(model.model_fields["type"].annotation)
+
+
+def choice_parser(field_type: Any, models: tuple[type[BaseModel], ...]):
+    """A function turning any accepted spelling of `field_type` into its model (a model passes
+    through unchanged); raises pydantic's ValidationError, which the spec loader locates."""
+    adapters: list[TypeAdapter] = []
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, models):
+            return value
+        if not adapters:  # built on first use: schema building is the slow part of start-up
+            adapters.append(TypeAdapter(field_type))
+        return adapters[0].validate_python(value)
+
+    return parse
 
 
 def by_name_or_mapping(*models: type[BaseModel]) -> Any:

@@ -18,13 +18,12 @@ name the modern spelling (Keras 3 rejects them too).
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BeforeValidator, Field, TypeAdapter
+from pydantic import BeforeValidator, Field
 
-from layerctl.config import Frozen, by_name_or_mapping
+from layerctl.config import Frozen, by_name_or_mapping, choice_parser
 from layerctl.errors import SpecError
 
 EPSILON = 1e-7  # keras.config.epsilon()
@@ -78,16 +77,8 @@ Constraint = Annotated[
 """Field type: a constraint by name, by `{type: ...}` mapping or by Keras class_name/config."""
 
 
-@cache
-def _adapter() -> TypeAdapter:
-    return TypeAdapter(Constraint)
-
-
-def parse_constraint(value: Any) -> ConstraintSpec:
-    """A spec model from any accepted spelling (a model passes through unchanged)."""
-    if isinstance(value, CONSTRAINT_MODELS):
-        return value
-    return _adapter().validate_python(value)
+parse_constraint = choice_parser(Constraint, CONSTRAINT_MODELS)
+"""A spec model from any accepted spelling of a constraint (a model passes through unchanged)."""
 
 
 def _norms(spec: MaxNorm | UnitNorm | MinMaxNorm, w: np.ndarray) -> np.ndarray:

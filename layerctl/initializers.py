@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import Field, field_validator
 
-from layerctl.config import Frozen, by_name_or_mapping
+from layerctl.config import Frozen, by_name_or_mapping, choice_parser
 from layerctl.errors import SpecError
 
 if TYPE_CHECKING:
@@ -166,16 +165,8 @@ Initializer = by_name_or_mapping(*INITIALIZER_MODELS)
 """Field type: an initializer by name, by `{type: ...}` mapping or by Keras class_name/config."""
 
 
-@cache
-def _adapter() -> TypeAdapter:
-    return TypeAdapter(Initializer)
-
-
-def parse_initializer(value: Any) -> InitializerSpec:
-    """A spec model from any accepted spelling (a model passes through unchanged)."""
-    if isinstance(value, INITIALIZER_MODELS):
-        return value
-    return _adapter().validate_python(value)
+parse_initializer = choice_parser(Initializer, INITIALIZER_MODELS)
+"""A spec model from any accepted spelling of a initializer (a model passes through unchanged)."""
 
 
 def compute_fans(

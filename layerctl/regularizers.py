@@ -15,13 +15,12 @@ accepted too.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, TypeAdapter
+from pydantic import Field
 
-from layerctl.config import Frozen, by_name_or_mapping
+from layerctl.config import Frozen, by_name_or_mapping, choice_parser
 
 Factor = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -48,16 +47,8 @@ Regularizer = by_name_or_mapping(*REGULARIZER_MODELS)
 """Field type: a regularizer by name, by `{type: ...}` mapping or by Keras class_name/config."""
 
 
-@cache
-def _adapter() -> TypeAdapter:
-    return TypeAdapter(Regularizer)
-
-
-def parse_regularizer(value: Any) -> RegularizerSpec:
-    """A spec model from any accepted spelling (a model passes through unchanged)."""
-    if isinstance(value, REGULARIZER_MODELS):
-        return value
-    return _adapter().validate_python(value)
+parse_regularizer = choice_parser(Regularizer, REGULARIZER_MODELS)
+"""A spec model from any accepted spelling of a regularizer (a model passes through unchanged)."""
 
 
 def _factors(spec: RegularizerSpec) -> tuple[float, float]:

@@ -50,5 +50,5 @@ AnyLayer = Annotated[
     Discriminator(_layer_tag),
 ]
 
-__all__ = ["AnyLayer", "layer_class", "IncompatibleShape", "LAYER_CLASSES", "LAYER_TYPES", "Layer", "Shape",
-           "WeightSpec", "format_shape"]
+__all__ = ["AnyLayer", "IncompatibleShape", "LAYER_CLASSES", "LAYER_TYPES", "Layer", "Shape",
+           "WeightSpec", "format_shape", "layer_class"]

@@ -11,28 +11,23 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from layerctl.activations import ActivationName
-from layerctl.constraints import Constraint
-from layerctl.initializers import Initializer
 from layerctl.layers.base import (
     DataFormat,
     IncompatibleShape,
     Shape,
-    SingleInputLayer,
     WeightSpec,
     format_shape,
     int_tuple,
     lower_string,
     require_rank,
 )
-from layerctl.layers.core import activate, activate_backward
+from layerctl.layers.core import KernelLayer, activate, activate_backward
 from layerctl.layers.pooling import from_channels_last, spatial_axes, to_channels_last
-from layerctl.regularizers import Regularizer
 
 IntOrTuple = int | list[int] | tuple[int, ...]
 
 
-class _Conv(SingleInputLayer):
+class _Conv(KernelLayer):
     filters: int = Field(description="Number of output channels.")
     kernel_size: IntOrTuple = Field(description="Window size: an int or one int per spatial axis.")
     strides: IntOrTuple = 1
@@ -40,15 +35,6 @@ class _Conv(SingleInputLayer):
     data_format: DataFormat | None = None
     dilation_rate: IntOrTuple = 1
     groups: int = 1
-    activation: ActivationName | None = None
-    use_bias: bool = True
-    kernel_initializer: Initializer = "glorot_uniform"
-    bias_initializer: Initializer = "zeros"
-    kernel_regularizer: Regularizer | None = None
-    bias_regularizer: Regularizer | None = None
-    activity_regularizer: Regularizer | None = None
-    kernel_constraint: Constraint | None = None
-    bias_constraint: Constraint | None = None
 
     spatial_rank: ClassVar[int] = 0
     skips_input_gradient = True
@@ -149,29 +135,7 @@ class _Conv(SingleInputLayer):
         return self.kernel_tuple() + (channels, self.filters)
 
     def weight_specs(self, input_shape: Shape) -> list[WeightSpec]:
-        kernel_shape = self._kernel_shape(input_shape)
-        specs = [
-            WeightSpec(
-                "kernel",
-                kernel_shape,
-                True,
-                self.kernel_initializer,
-                self.kernel_regularizer,
-                self.kernel_constraint,
-            )
-        ]
-        if self.use_bias:
-            specs.append(
-                WeightSpec(
-                    "bias",
-                    (self.filters,),
-                    True,
-                    self.bias_initializer,
-                    self.bias_regularizer,
-                    self.bias_constraint,
-                )
-            )
-        return specs
+        return self.kernel_and_bias(self._kernel_shape(input_shape), self.filters)
 
     def forward(self, weights, x, mask, training, rng):
         from layerctl.ops.conv import conv_forward

@@ -39,14 +39,9 @@ def activate_backward(name: str | None, z: np.ndarray, y: np.ndarray, dy: np.nda
     return dy if name in (None, "linear") else activations.backward(name, z, y, dy)
 
 
-class Dense(SingleInputLayer):
-    """`y = activation(x · kernel + bias)`, contracting the last axis of an input of rank ≥ 2.
+class KernelLayer(SingleInputLayer):
+    """Keras's arguments shared by layers with a kernel, a bias and a fused activation."""
 
-    kernel (in, units), bias (units,). Output shape: the input's with the last axis = units.
-    """
-
-    type: Literal["Dense"]
-    units: PositiveInt = Field(description="Dimensionality of the output space.")
     activation: ActivationName | None = None
     use_bias: bool = True
     kernel_initializer: Initializer = "glorot_uniform"
@@ -56,6 +51,24 @@ class Dense(SingleInputLayer):
     activity_regularizer: Regularizer | None = None
     kernel_constraint: Constraint | None = None
     bias_constraint: Constraint | None = None
+
+    def kernel_and_bias(self, kernel_shape: tuple[int, ...], outputs: int) -> list[WeightSpec]:
+        specs = [WeightSpec("kernel", kernel_shape, True, self.kernel_initializer,
+                            self.kernel_regularizer, self.kernel_constraint)]
+        if self.use_bias:
+            specs.append(WeightSpec("bias", (outputs,), True, self.bias_initializer,
+                                    self.bias_regularizer, self.bias_constraint))
+        return specs
+
+
+class Dense(KernelLayer):
+    """`y = activation(x · kernel + bias)`, contracting the last axis of an input of rank ≥ 2.
+
+    kernel (in, units), bias (units,). Output shape: the input's with the last axis = units.
+    """
+
+    type: Literal["Dense"]
+    units: PositiveInt = Field(description="Dimensionality of the output space.")
 
     keras_class = "Dense"
     supports_masking = True
@@ -69,12 +82,7 @@ class Dense(SingleInputLayer):
         return input_shape[:-1] + (self.units,)
 
     def weight_specs(self, input_shape: Shape) -> list[WeightSpec]:
-        specs = [WeightSpec("kernel", (input_shape[-1], self.units), True, self.kernel_initializer,
-                            self.kernel_regularizer, self.kernel_constraint)]
-        if self.use_bias:
-            specs.append(WeightSpec("bias", (self.units,), True, self.bias_initializer,
-                                    self.bias_regularizer, self.bias_constraint))
-        return specs
+        return self.kernel_and_bias((input_shape[-1], self.units), self.units)
 
     def forward(self, weights, x, mask, training, rng):
         z = x @ weights["kernel"]

@@ -109,7 +109,8 @@ class Geometry:
                    *(st * s for st, s in zip(spatial_strides, self.strides, strict=True)),
                    *(st * d for st, d in zip(spatial_strides, self.dilation, strict=True)),
                    *x_padded.strides[1 + rank:])
-        return np.lib.stride_tricks.as_strided(x_padded, shape=shape, strides=strides, writeable=False)
+        return np.lib.stride_tricks.as_strided(x_padded, shape=shape, strides=strides,
+                                               writeable=False)
 
     def taps(self) -> Iterator[tuple[int, tuple[slice, ...]]]:
         """(flat tap index, slices into the padded input) for every position inside a window.

@@ -25,12 +25,12 @@ feed the pre-activation logits to `fused_loss_and_gradient` (see `fused_output_a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
-from pydantic import Field, Strict, TypeAdapter
+from pydantic import Field, Strict
 
-from layerctl.config import Frozen, by_name_or_mapping
+from layerctl.config import Frozen, by_name_or_mapping, choice_parser
 from layerctl.errors import DataError
 
 EPSILON = 1e-7  # keras.config.epsilon()
@@ -244,10 +244,9 @@ Loss = by_name_or_mapping(MeanSquaredError, MeanAbsoluteError, Huber, BinaryCros
                           CategoricalCrossentropy, SparseCategoricalCrossentropy)
 
 
-def parse_loss(value: Any) -> LossModel:
-    """A loss spec from `"mse"`, `{type: huber, delta: 2}` or Keras's `{class_name, config}`;
-    raises pydantic's ValidationError (the spec loader locates it)."""
-    return TypeAdapter(Loss).validate_python(value)
+parse_loss = choice_parser(Loss, get_args(LossModel))
+"""A loss spec from `"mse"`, `{type: huber, delta: 2}` or Keras's `{class_name, config}`;
+raises pydantic's ValidationError (the spec loader locates it)."""
 
 
 def loss_and_gradient(spec: LossModel, y_true: Any, y_pred: np.ndarray,

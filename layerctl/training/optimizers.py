@@ -24,12 +24,12 @@ Constraints (max_norm, ...) are applied after the step by the graph, not here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
-from pydantic import Field, Strict, TypeAdapter, model_validator
+from pydantic import Field, Strict, model_validator
 
-from layerctl.config import Frozen, by_name_or_mapping
+from layerctl.config import Frozen, by_name_or_mapping, choice_parser
 from layerctl.errors import Problem, WeightsError
 from layerctl.training.schedules import (
     LearningRate,
@@ -228,10 +228,9 @@ OptimizerModel = SGD | Adam | AdamW | RMSprop | Adagrad
 Optimizer = by_name_or_mapping(SGD, Adam, AdamW, RMSprop, Adagrad)
 
 
-def parse_optimizer(value: Any) -> OptimizerModel:
-    """An optimizer spec from `"adam"`, `{type: adam, ...}` or Keras's `{class_name, config}`;
-    raises pydantic's ValidationError (the spec loader locates it)."""
-    return TypeAdapter(Optimizer).validate_python(value)
+parse_optimizer = choice_parser(Optimizer, get_args(OptimizerModel))
+"""An optimizer spec from `"adam"`, `{type: adam, ...}` or Keras's `{class_name, config}`;
+raises pydantic's ValidationError (the spec loader locates it)."""
 
 
 class FlatOptimizer:
