@@ -268,10 +268,14 @@ def test_backward_matches_torch_autograd_through_keras(keras, name: str) -> None
     torch = pytest.importorskip("torch", reason="the Keras oracle runs on the torch backend")
     if keras.backend.backend() != "torch":
         pytest.skip("autograd comparison needs KERAS_BACKEND=torch")
-    if name == "sparsemax" and not _keras_sparsemax_is_fixed(keras):
-        pytest.skip("this Keras has the sparsemax threshold bug keras#23425")
     rng = np.random.default_rng(5)
     x = _points_away_from_kinks(rng, (4, 7))
+    if name == "sparsemax" and not _keras_sparsemax_is_fixed(keras):
+        # Keras 3.15.1's sparsemax is wrong when the support has several entries (keras#23425):
+        # compare on single-support rows there; the central-difference check covers the rest.
+        x = np.concatenate([x, x * 20])
+        x = x[(forward(name, x) > 0).sum(axis=-1) == 1]
+        assert len(x) >= 1
     dy = rng.standard_normal(x.shape)
     x_torch = torch.tensor(x, requires_grad=True)
     (keras.activations.get(name)(x_torch) * torch.tensor(dy)).sum().backward()
