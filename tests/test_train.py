@@ -264,3 +264,24 @@ def test_cli_predict_input_shape_error(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["predict", str(spec), "--weights", "w.npz", "x.npy"])
     assert result.exit_code == 1
     assert "inputs have shape (N, 5) but the spec's input shape is (N, 6)" in result.stderr
+
+
+def test_cli_initial_weights_are_the_starting_point(tmp_path, monkeypatch):
+    """With a learning rate of 0 the trained weights must be exactly the initial ones."""
+    monkeypatch.chdir(tmp_path)
+    data = toy_data()
+    np.savez(tmp_path / "d.npz", x=data.x, y=data.y)
+    text = ("name: frozen\ninput_shape: [6]\nlayers:\n  - {type: Dense, units: 3}\n"
+            "compile: {loss: sparse_categorical_crossentropy, "
+            "optimizer: {type: sgd, learning_rate: 0.0}}\ntrain: {data: {path: d.npz}}\n")
+    spec = write(tmp_path, "t.yaml", text)
+    start = {"dense/kernel": np.full((6, 3), 0.25, np.float32),
+             "dense/bias": np.arange(3, dtype=np.float32)}
+    np.savez(tmp_path / "start.npz", **start)
+    result = CliRunner().invoke(cli, ["train", str(spec), "-q", "--initial-weights", "start.npz"])
+    assert result.exit_code == 0, result.output
+    trained = read_npz(tmp_path / "runs/frozen/weights.npz")
+    assert all(np.array_equal(trained[k], start[k]) for k in start)
+    bad = CliRunner().invoke(cli, ["train", str(spec), "-q", "--overwrite",
+                                   "--initial-weights", "d.npz"])
+    assert bad.exit_code == 1 and "missing weight 'dense/kernel'" in bad.stderr
