@@ -20,7 +20,7 @@ PROGRESS_MIN_BYTES = 16 << 20
 
 
 @click.command("pad")
-@click.argument("inputs", nargs=-1, type=click.Path(path_type=str))
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...", type=click.Path(path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="OUT.npz (x, and y + classes for class folders) or OUT.npy (x only).")
 @click.option("--dataset", type=click.Choice(["languages"]),
@@ -63,20 +63,19 @@ def command(inputs, output, dataset, ints, maxlen, padding, truncating, value, d
       layerctl pad reviews/ --maxlen 200 --num-words 10000 --oov-token '<unk>' \\
           --vocab vocab.json -o train.npz
       layerctl pad new.txt --use-vocab vocab.json --maxlen 200 -o new.npz
-      layerctl pad --dataset languages --level char -o lang.npz
+      layerctl pad --dataset languages --level char --maxlen 16 -o lang.npz
     """
-    from layerctl.text.pipeline import PadOptions, needs_two_passes, pad_corpus
+    from layerctl.text.pipeline import PadOptions, pad_corpus
 
     _check_usage(inputs, output, dataset, ints, value, dtype, num_words, oov_token, lower, level,
                  vocab_out, vocab_in)
     tokenizer = None if ints else _tokenizer(num_words, oov_token, lower, level, vocab_in)
     options = PadOptions(maxlen, dtype, padding, truncating, value, errors, shuffle, seed)
     fit = vocab_in is None
-    passes = 2 if tokenizer is not None and needs_two_passes(tokenizer, fit, options) else 1
     started = time.perf_counter()
-    with _progress(inputs, dataset, passes, quiet) as progress:
+    with _progress(inputs, dataset, quiet) as progress:
         result = pad_corpus(inputs, tokenizer, options, fit=fit, dataset=dataset,
-                            stdin=click.get_binary_stream("stdin"), progress=progress)
+                            progress=progress)
     if result.classes is not None and output.suffix == ".npy":
         raise click.UsageError("these samples have class labels: write OUT.npz (x, y, classes)")
     _write(output, result)
@@ -155,18 +154,23 @@ def _stderr_console():
 class _progress:
     """A rich progress bar on stderr, only for large inputs and only on a terminal."""
 
-    def __init__(self, inputs, dataset, passes: int, quiet: bool) -> None:
+    def __init__(self, inputs, dataset, quiet: bool) -> None:
         from layerctl.text.corpus import input_size
 
         size = None if dataset or quiet or not sys.stderr.isatty() else input_size(inputs)
-        self.total = None if size is None or size < PROGRESS_MIN_BYTES else size * passes
+        self.total = None if size is None or size < PROGRESS_MIN_BYTES else size
         self.bar = None
 
     def __enter__(self):
         if self.total is None:
             return None
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         self.bar = Progress("reading", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                             TimeRemainingColumn(), console=_stderr_console(), transient=True)
@@ -194,7 +198,7 @@ def summary_table(result, options, output: Path, vocab_out: Path | None, seconds
     if result.classes is not None:
         per_class = np.bincount(result.y, minlength=len(result.classes))
         samples += f"  ({len(result.classes)} classes: " + ", ".join(
-            f"{name} {n:,}" for name, n in zip(result.classes, per_class)) + ")"
+            f"{name} {n:,}" for name, n in zip(result.classes, per_class, strict=True)) + ")"
     table.add_row("samples", samples)
     table.add_row("tokens", f"{tokens:,}" + _level(result.tokenizer))
     p50, p90, p99 = np.percentile(lengths, [50, 90, 99])
