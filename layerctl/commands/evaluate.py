@@ -23,8 +23,6 @@ def command(spec_path, weights_path, data, batch_size, as_json) -> None:
       layerctl evaluate specs/digits_cnn.yaml --weights runs/digits-cnn/weights.npz
       layerctl evaluate specs/mnist_cnn.yaml --weights w.npz --data test.npz --json
     """
-    import numpy as np
-
     from layerctl.commands.common import load_plan, prepare_compute
     from layerctl.commands.train import check_data, load_training_data
     from layerctl.errors import Location, SpecError
@@ -50,4 +48,3 @@ def command(spec_path, weights_path, data, batch_size, as_json) -> None:
         return
     click.echo(f"{dataset.name} ({len(dataset)} samples): " + " - ".join(
         f"{k}: {v:.4f}" for k, v in logs.items()))
-    del np

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from layerctl.data import Dataset, batches
+from layerctl.errors import WeightsError
 from layerctl.graph import Graph
 from layerctl.training.callbacks import (
     CheckpointCallback,
@@ -189,8 +190,6 @@ def _restore(run, graph, trainer, callbacks, result, position, accumulator):
     expected = {key: value.shape for key, value in graph.weights.items()}
     problems = check_weights(checkpoint.weights, expected, run.checkpoint)
     if problems:
-        from layerctl.errors import WeightsError
-
         raise WeightsError(problems=problems)
     graph.set_weights(checkpoint.weights)
     trainer.optimizer.load_state(checkpoint.optimizer)
