@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "Compute loss and metrics of trained weights on data."),
     "predict": ("predict", "Run trained weights on inputs and write the outputs."),
     "pad": ("pad", "Tokenize and pad text corpora into arrays, like Keras pad_sequences."),
+    "export": ("export", "Hand a trained model to ONNX Runtime or Keras."),
 }
 
 

@@ -189,3 +189,19 @@ def test_training_forward_matches_keras(name):
                 rtol=1e-5,
                 atol=1e-6,
             )
+
+
+@pytest.mark.oracle
+def test_channels_first_conv_softmax_matches_keras():
+    """Keras activates a conv's output in its own layout: softmax over the last spatial axis."""
+    from keras_bridge import copy_weights, keras_model, run_keras
+
+    text = ("input_shape: [2, 5, 4]\ndata_format: channels_first\nlayers:\n"
+            "  - {type: Conv2D, filters: 3, kernel_size: 2, activation: softmax}\n")
+    graph = graph_of(text, np.float32)
+    model = keras_model(graph.plan)
+    copy_weights(model, graph.weights)
+    x = np.random.default_rng(0).normal(size=(2, 2, 5, 4)).astype(np.float32)
+    np.testing.assert_allclose(graph.predict(x), run_keras(model, x, training=False),
+                               rtol=1e-5, atol=1e-6)
+    check_graph(graph_of(text), np.random.default_rng(1).normal(size=(2, 2, 5, 4)))

@@ -150,14 +150,16 @@ class _Conv(KernelLayer):
         )
         if self.use_bias:
             z += weights["bias"]
+        # Keras activates the output in its own layout: softmax over the last axis of it
+        z = from_channels_last(z, self.data_format)
         y = activate(self.activation, z)
-        return from_channels_last(y, self.data_format), (conv_cache, z, y)
+        return y, (conv_cache, z, y)
 
     def backward(self, weights, cache, dy, need_dx=True):
         from layerctl.ops.conv import conv_backward
 
         conv_cache, z, y = cache
-        dz = activate_backward(self.activation, z, y, to_channels_last(dy, self.data_format))
+        dz = to_channels_last(activate_backward(self.activation, z, y, dy), self.data_format)
         dx, dkernel = conv_backward(conv_cache, dz, need_dx)
         grads = {"kernel": dkernel}
         if self.use_bias:

@@ -1,0 +1,183 @@
+"""A Plan plus weights as a Keras 3 model file (`layerctl export --format keras`).
+
+The model is functional, with an input named `input`, the spec's layer names and wiring, every
+Keras argument of every layer (initializers, regularizers and constraints included, so training
+can go on in Keras with the same settings), and the weights copied in by name. It is saved
+uncompiled with `model.save` (Keras requires the `.keras` suffix); compile it with the spec's
+loss and optimizer to train on.
+
+Keras is imported here only, when an export runs. It needs a backend, chosen at import time:
+`KERAS_BACKEND` when set; otherwise the backend of Keras's own config (~/.keras/keras.json,
+Keras's default being tensorflow) when that package is installed; otherwise the first installed
+of torch, jax, tensorflow, numpy (which needs scipy). The saved file does not depend on it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from layerctl.config import type_names
+from layerctl.export import ExportError
+from layerctl.plan import INPUT, Node, Plan
+
+# backend -> the package it needs
+BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "scipy",
+                    "openvino": "openvino"}
+FALLBACK_BACKENDS = ("torch", "jax", "tensorflow", "numpy")
+# Arguments that are layerctl's own (wiring, legacy spellings), not Keras constructor arguments.
+NOT_KERAS = {"type", "name", "inputs", "input_shape", "input_dim", "input_length"}
+
+
+def load_keras():
+    """Import Keras, choosing a backend first if none is configured (see the module doc)."""
+    missing = ExportError("exporting to Keras needs the `keras` package, which is not "
+                          "installed", hint="pip install 'layerctl[keras]'")
+    if sys.modules.get("keras") is None:
+        if importlib.util.find_spec("keras") is None:
+            raise missing
+        choose_backend()
+    try:
+        import keras
+    except ImportError as error:
+        if error.name == "keras":
+            raise missing from None
+        raise ExportError(f"Keras could not start its backend: {error}",
+                          hint="install a backend (pip install torch) or set KERAS_BACKEND "
+                          "to one that is installed") from None
+    return keras
+
+
+def choose_backend() -> str:
+    """Set KERAS_BACKEND (when unset) to a backend that is installed; returns the backend."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    configured = _configured_backend()
+    if _installed(configured):
+        return configured
+    for backend in FALLBACK_BACKENDS:
+        if _installed(backend):
+            os.environ["KERAS_BACKEND"] = backend
+            return backend
+    raise ExportError("Keras needs a backend and none is installed",
+                      hint="pip install torch (or jax, or tensorflow)")
+
+
+def _configured_backend() -> str:
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as handle:
+            return str(json.load(handle).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def _installed(backend: str) -> bool:
+    package = BACKEND_PACKAGES.get(backend)
+    return package is not None and importlib.util.find_spec(package) is not None
+
+
+def build_keras_model(plan: Plan, weights: Mapping[str, np.ndarray]):
+    """The functional `keras.Model` of `plan`, with `weights` ("layer/weight") copied in."""
+    keras = load_keras()
+    _check_exportable(keras, plan)
+    _reserve_names(keras, plan)
+    dtype = "int32" if plan.integer_input else "float32"
+    tensors = {INPUT: keras.Input(shape=plan.input_shape[1:], dtype=dtype, name=INPUT)}
+    for node in plan.nodes:
+        layer = keras_layer(keras, node)
+        sources = [tensors[s] for s in node.inputs]
+        tensors[node.name] = layer(sources if node.layer.max_inputs > 1 else sources[0])
+    model = keras.Model(tensors[INPUT], tensors[plan.output], name=plan.name)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights([np.asarray(weights[f"{layer.name}/{w.name}"], np.float32)
+                               for w in layer.weights])
+    return model
+
+
+def _reserve_names(keras, plan: Plan) -> None:
+    """Keep Keras's automatic names (of the ops that compute masks, e.g. `concatenate`) off the
+    spec's layer names: Keras refuses a model in which two operations share a name."""
+    for name in [INPUT, *(node.name for node in plan.nodes)]:
+        keras.backend.get_uid(name)  # the next automatic `name` becomes name_1, ...
+        numbered = re.fullmatch(r"(.+)_(\d+)", name)
+        if numbered:  # ... and name_k is never produced again
+            while keras.backend.get_uid(numbered[1]) <= int(numbered[2]):
+                pass
+
+
+def export_keras(plan: Plan, weights: Mapping[str, np.ndarray], path: str | Path):
+    """Build the Keras model and save it to `path` (which must end in .keras) atomically."""
+    from layerctl.atomic import atomic_path
+
+    if Path(path).suffix != ".keras":
+        raise ExportError(f"{path}: a Keras model file must end in .keras (Keras requires it)")
+    model = build_keras_model(plan, weights)
+    with atomic_path(path) as temporary:
+        model.save(str(temporary))
+    return model
+
+
+def keras_layer(keras, node: Node):
+    """The Keras layer for one node: same class, name and arguments."""
+    layer = node.layer
+    arguments = {}
+    for field in type(layer).model_fields:
+        if field in NOT_KERAS and not (field == "input_dim" and layer.keras_class == "Embedding"):
+            continue
+        arguments[field] = _keras_value(getattr(layer, field))
+    if "pool_size" in arguments and arguments["pool_size"] is None:
+        arguments["pool_size"] = layer.pool_tuple()
+    cls = getattr(keras.layers, layer.keras_class)
+    return cls(name=layer.name, **arguments)
+
+
+def _keras_value(value: Any) -> Any:
+    """A layerctl argument as Keras takes it: choice models become Keras configs."""
+    if isinstance(value, BaseModel):  # initializer, regularizer or constraint
+        config = value.model_dump(exclude={"type"})
+        return {"class_name": _keras_class_name(type(value)), "config": config}
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _keras_class_name(model: type[BaseModel]) -> str:
+    """The Keras class name among a choice's spellings (`GlorotUniform`, `L1L2`, `MaxNorm`)."""
+    names = type_names(model)
+    return next((n for n in names if n[:1].isupper()), names[0])
+
+
+def _check_exportable(keras, plan: Plan) -> None:
+    """Raise for layers Keras would compute differently from layerctl."""
+    sparsemax_ok = None
+    for node in plan.nodes:
+        layer = node.layer
+        used = {getattr(layer, "activation", None), getattr(layer, "recurrent_activation", None)}
+        if "sparsemax" in used:
+            sparsemax_ok = _keras_sparsemax_ok(keras) if sparsemax_ok is None else sparsemax_ok
+            if not sparsemax_ok:
+                raise ExportError(
+                    f"layer '{node.name}' ({layer.keras_class}) cannot be exported to Keras "
+                    f"{keras.__version__}: its sparsemax computes a different function "
+                    "(keras-team/keras#23425)", hint="use a Keras version with the fix, or "
+                    "export to ONNX")
+
+
+def _keras_sparsemax_ok(keras) -> bool:
+    """Whether this Keras's sparsemax agrees with layerctl's (Keras ≤ 3.15.1 does not)."""
+    from layerctl.activations import forward
+
+    probe = np.array([[1.0, 0.9, 0.8, -3.0]], np.float32)
+    got = keras.ops.convert_to_numpy(keras.activations.sparsemax(probe))
+    return bool(np.allclose(got, forward("sparsemax", probe), atol=1e-6))
