@@ -31,8 +31,16 @@ from layerctl.layers.base import (
 from layerctl.regularizers import Regularizer
 
 
-def activate(name: str | None, z: np.ndarray) -> np.ndarray:
-    return z if name in (None, "linear") else activations.forward(name, z)
+def activate(name: str | None, z: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """activation(z); with `overwrite` (the caller owns z and needs it no more) relu writes
+    its result into z, sparing a full-size temporary. relu's backward reads only the sign of
+    its input, which y = max(z, 0) keeps, so such callers may pass y as z to `activate_backward`.
+    """
+    if name in (None, "linear"):
+        return z
+    if overwrite and name == "relu" and np.issubdtype(z.dtype, np.floating):
+        return np.maximum(z, 0, out=z)
+    return activations.forward(name, z)
 
 
 def activate_backward(name: str | None, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
@@ -88,7 +96,7 @@ class Dense(KernelLayer):
         z = x @ weights["kernel"]
         if self.use_bias:
             z += weights["bias"]
-        y = activate(self.activation, z)
+        y = activate(self.activation, z, overwrite=True)  # z is ours: relu may reuse it
         return y, (x, z, y)
 
     def backward(self, weights, cache, dy, need_dx=True):

@@ -9,8 +9,9 @@ channels of the group of filter f (group = f // (F/groups), channels group·Cg �
 The kernel keeps Keras's layout (*kernel_size, Cin/groups, F).
 
 The work is im2col: one strided view of the padded input holds every window, one contiguous copy
-lays it out as (groups, B·out, K·Cg) and ONE batched matmul with the kernel gives y. Backward
-reuses those cached columns: dkernel = colsᵀ·dy is one matmul. dx is the transposed
+lays it out as (groups, B·out, K·Cg) and ONE batched matmul with the kernel gives y (inputs
+with few channels copy tap by tap into the transposed layout instead, see `_im2col_tap_major`).
+Backward reuses those cached columns: dkernel = colsᵀ·dy is one matmul. dx is the transposed
 convolution without any scatter: for each kernel tap (≤ k_h·k_w iterations, each over the whole
 batch) dy·kernel[tap]ᵀ is added to the strided slice of the padded input that tap read; distinct
 windows hit distinct cells within one tap, so the adds never collide.
@@ -28,6 +29,9 @@ import numpy as np
 from layerctl.ops.windows import Geometry, as_tuple, check_padding
 
 IntOrTuple = int | Sequence[int]
+
+# Inputs with at most this many channels (and one group) use the tap-by-tap im2col.
+TAP_MAJOR_CHANNELS = 4
 
 
 def conv_forward(x: np.ndarray, kernel: np.ndarray, strides: IntOrTuple = 1,
@@ -108,13 +112,35 @@ def _conv_geometry(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], stri
 
 
 def _im2col(geometry: Geometry, x: np.ndarray, groups: int) -> np.ndarray:
-    """Every window of the zero-padded x as one contiguous (groups, B·out, K·Cg) array."""
+    """Every window of the zero-padded x as a (groups, B·out, K·Cg) array.
+
+    Contiguous in that layout, except for inputs with few channels (see `_im2col_tap_major`).
+    """
     batch, channels = x.shape[0], x.shape[-1]
+    if groups == 1 and channels <= TAP_MAJOR_CHANNELS:
+        return _im2col_tap_major(geometry, x)
     grouped = x.reshape(*x.shape[:-1], groups, channels // groups)
     view = geometry.windows(geometry.pad(grouped))                # (B, *out, *k, g, Cg)
     cols = np.ascontiguousarray(np.moveaxis(view, -2, 0))         # the single copy
     rows = batch * int(np.prod(geometry.out))
     return cols.reshape(groups, rows, -1)
+
+
+def _im2col_tap_major(geometry: Geometry, x: np.ndarray) -> np.ndarray:
+    """The (1, B·out, K·C) columns as a transposed view of a contiguous (K·C, B·out) array.
+
+    With one channel (grayscale images) a window row is only k_w floats long, and the single
+    strided copy of `_im2col` crawls through it element by element; copying one tap at a time
+    instead moves whole output rows (k_h·k_w copies over the batch, per channel). Both matmuls
+    take the transposed operand as it is, so nothing is copied back.
+    """
+    x_padded = geometry.pad(x)
+    taps = int(np.prod(geometry.window))
+    channels = x.shape[-1]
+    cols = np.empty((taps, channels, x.shape[0], *geometry.out), x.dtype)
+    for tap, slices in geometry.taps():
+        np.copyto(cols[tap], np.moveaxis(x_padded[(slice(None), *slices)], -1, 0))
+    return cols.reshape(1, taps * channels, -1).transpose(0, 2, 1)
 
 
 def _grouped_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:

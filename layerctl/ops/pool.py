@@ -39,24 +39,34 @@ def max_pool_forward(x: np.ndarray, pool_size: IntOrTuple, strides: IntOrTuple |
     # Walking the taps backwards, the last tap written is the first one equal to the max.
     # winner + is_max·(tap − winner) in wrapping unsigned arithmetic is where(is_max, tap, winner)
     # without numpy's masked assignment, which is many times slower than plain ufuncs.
-    winner = np.zeros(y.shape, _index_dtype(len(taps)))
-    is_max = np.empty(y.shape, bool)
+    # The two ends are cheaper: the first tap walked starts from winner = 0, and for tap 0,
+    # winner·(x != max) zeroes the winner where tap 0 holds the max (a NaN window, where no tap
+    # equals the max, keeps winner 0: its first cell).
+    index_type = _index_dtype(len(taps)).type
+    is_max = np.equal(x_padded[taps[-1]], y)
+    winner = np.multiply(is_max, index_type(len(taps) - 1), dtype=index_type)
     step = np.empty_like(winner)
-    for tap in range(len(taps) - 1, -1, -1):
+    for tap in range(len(taps) - 2, 0, -1):
         np.equal(x_padded[taps[tap]], y, out=is_max)
-        np.subtract(winner.dtype.type(tap), winner, out=step)
+        np.subtract(index_type(tap), winner, out=step)
         np.multiply(step, is_max, out=step)
         winner += step
+    if len(taps) > 1:
+        winner *= np.not_equal(x_padded[taps[0]], y, out=is_max)
     return y, (geometry, winner, x.shape)
 
 
 def max_pool_backward(cache: tuple, dy: np.ndarray) -> np.ndarray:
     """dx of `max_pool_forward`: each window's dy goes to its arg-max cell, summed over windows."""
     geometry, winner, x_shape = cache
-    dx_padded = np.zeros((x_shape[0], *geometry.padded, *x_shape[1 + len(geometry.window):]),
-                         dy.dtype)
-    # Without overlap a cell belongs to one window at most, so each tap writes instead of adds.
+    # Without overlap a cell belongs to one window at most, so each tap writes instead of adds;
+    # when the windows also tile the padded input exactly, every cell is written: no zeroing.
     overlapping = any(s < k for s, k in zip(geometry.strides, geometry.window, strict=True))
+    tiled = geometry.strides == geometry.window and all(
+        o * s == n for o, s, n in zip(geometry.out, geometry.strides, geometry.padded, strict=True))
+    allocate = np.empty if tiled else np.zeros
+    dx_padded = allocate((x_shape[0], *geometry.padded, *x_shape[1 + len(geometry.window):]),
+                         dy.dtype)
     is_winner = np.empty(winner.shape, bool)
     routed = np.empty(dy.shape, dy.dtype) if overlapping else None
     for tap, slices in geometry.taps():
