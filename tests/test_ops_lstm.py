@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 import pytest
+from gradcheck import numerical_gradient
 
 from layerctl.ops.lstm import lstm_backward, lstm_forward
 
@@ -198,19 +199,6 @@ GRADIENT_CASES = {
 }  # fmt: skip
 
 
-def _numerical_grad(loss, array: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    grad = np.zeros_like(array)
-    for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + h
-        up = loss()
-        array[index] = saved - h
-        down = loss()
-        array[index] = saved
-        grad[index] = (up - down) / (2 * h)
-    return grad
-
-
 @pytest.mark.parametrize("case", GRADIENT_CASES)
 def test_gradients_match_central_differences(case: str) -> None:
     options = dict(GRADIENT_CASES[case])
@@ -241,7 +229,7 @@ def test_gradients_match_central_differences(case: str) -> None:
         pairs.append((dbias, bias))
     for analytic, array in pairs:
         assert analytic.shape == array.shape
-        np.testing.assert_allclose(analytic, _numerical_grad(loss, array), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(analytic, numerical_gradient(loss, array), rtol=1e-6, atol=1e-8)
 
 
 def test_backward_does_not_change_the_cache() -> None:
