@@ -18,13 +18,19 @@ def prepare_compute() -> None:
     tune_allocator()
 
 
-def load_plan(path: str):
-    """Spec file -> validated Plan (raises SpecError with every located problem)."""
+def load_spec_and_plan(path: str):
+    """Spec file -> (validated ModelSpec, its Plan); raises SpecError with every located
+    problem. Commands that need the `compile:`/`train:` blocks take both from one parse."""
     from layerctl.plan import build_plan
     from layerctl.spec import load_spec
 
     spec, marks = load_spec(path)
-    return build_plan(spec, marks)
+    return spec, build_plan(spec, marks)
+
+
+def load_plan(path: str):
+    """Spec file -> validated Plan (raises SpecError with every located problem)."""
+    return load_spec_and_plan(path)[1]
 
 
 def echo_warnings(warnings: Iterable[Problem]) -> None:

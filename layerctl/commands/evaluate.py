@@ -23,17 +23,15 @@ def command(spec_path, weights_path, data, batch_size, as_json) -> None:
       layerctl evaluate specs/digits_cnn.yaml --weights runs/digits-cnn/weights.npz
       layerctl evaluate specs/mnist_cnn.yaml --weights w.npz --data test.npz --json
     """
-    from layerctl.commands.common import load_plan, prepare_compute
+    from layerctl.commands.common import load_spec_and_plan, prepare_compute
     from layerctl.commands.train import check_data, load_training_data
     from layerctl.errors import Location, SpecError
     from layerctl.graph import Graph
-    from layerctl.spec import load_spec
     from layerctl.training.loop import Trainer
     from layerctl.weights import load_weights_into
 
     prepare_compute()
-    plan = load_plan(spec_path)
-    spec, _ = load_spec(spec_path)
+    spec, plan = load_spec_and_plan(spec_path)
     if spec.compile is None:
         raise SpecError("the spec has no `compile:` block: evaluate needs its loss and metrics",
                         Location(spec_path))

@@ -95,9 +95,8 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
     """
     import numpy as np
 
-    from layerctl.commands.common import console, load_plan, prepare_compute
+    from layerctl.commands.common import console, load_spec_and_plan, prepare_compute
     from layerctl.graph import Graph
-    from layerctl.spec import load_spec
     from layerctl.training.fit import fit
     from layerctl.training.progress import LineReporter, QuietReporter, RichReporter, final_report
     from layerctl.training.runs import RunFolder
@@ -106,8 +105,7 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
 
     started = time.perf_counter()
     prepare_compute()
-    plan = load_plan(spec_path)
-    spec, _ = load_spec(spec_path)
+    spec, plan = load_spec_and_plan(spec_path)
     if spec.compile is None:
         raise SpecError("the spec has no `compile:` block (loss, optimizer, metrics) to train "
                         "with", Location(spec_path))
