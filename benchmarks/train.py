@@ -1,11 +1,13 @@
 """One training epoch of an MLP and a small CNN through layerctl's real `fit`, against PyTorch.
 
-    python benchmarks/train.py [--samples 60000] [--cnn-samples 60000]
+    python benchmarks/train.py [--samples 60000] [--cnn-samples 60000] [--repeats 3]
 
 Each run happens in its own subprocess so its peak RSS can be read. PyTorch (the oracle extra's
 torch==2.13.0, CPU, eager, threads = NumPy's) trains the same architecture with the same batch
-size and Adam. Printed: seconds per epoch, the layerctl/PyTorch time ratio (targets: MLP ≤ 0.9,
-CNN ≤ 1.25), and peak RSS against the data plus weights (target ≤ 2×).
+size and Adam. The engines alternate, `--repeats` times each, because a shared machine's speed
+drifts by tens of percent within a minute. Printed: median seconds per epoch, the
+layerctl/PyTorch time ratio (targets: MLP ≤ 0.9, CNN ≤ 1.25), and peak RSS against the data plus
+weights (target ≤ 2×).
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ def run_torch(kind: str, samples: int, threads: int) -> dict:
 
 
 def child(args) -> None:
+    if args.engine == "layerctl":
+        from layerctl.runtime import configure_blas
+
+        configure_blas()  # as `layerctl train` does, before NumPy loads
     sys.path.insert(0, str(HERE))
     result = (run_layerctl(args.kind, args.samples) if args.engine == "layerctl"
               else run_torch(args.kind, args.samples, args.threads))
@@ -109,6 +115,8 @@ def main() -> None:
     parser.add_argument("--child", choices=["layerctl", "torch"])
     parser.add_argument("--kind", choices=["mlp", "cnn"])
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per engine, interleaved; the medians are compared")
     args = parser.parse_args()
     if args.child:
         args.engine = args.child
@@ -121,16 +129,34 @@ def main() -> None:
     print(f"NumPy BLAS threads: {threads} (PyTorch uses the same)")
     targets = {"mlp": 0.9, "cnn": 1.25}
     for kind, samples in (("mlp", args.samples), ("cnn", args.cnn_samples)):
-        ours = measure("layerctl", kind, samples, threads)
-        theirs = measure("torch", kind, samples, threads)
+        ours, theirs = measure_pairs(kind, samples, threads, args.repeats)
+        ratios = [a / b for a, b in zip(ours["runs"], theirs["runs"], strict=True)]
         ratio = ours["seconds"] / theirs["seconds"]
         budget = ours["data_bytes"] + ours["weight_bytes"]
+        spread = (f" (pairs {min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else "")
         print(f"{kind.upper()}: {samples} samples, one epoch: layerctl {ours['seconds']:.2f} s, "
-              f"PyTorch {theirs['seconds']:.2f} s, ratio {ratio:.2f} (target ≤ {targets[kind]}); "
-              f"peak RSS {ours['peak_rss'] / 2**20:.0f} MiB = "
+              f"PyTorch {theirs['seconds']:.2f} s, ratio {ratio:.2f}{spread} "
+              f"(target ≤ {targets[kind]}); peak RSS {ours['peak_rss'] / 2**20:.0f} MiB = "
               f"{ours['peak_rss'] / budget:.2f}× data+weights ({budget / 2**20:.0f} MiB; "
               "target ≤ 2)")
 
+
+def measure_pairs(kind: str, samples: int, threads: int, repeats: int) -> tuple[dict, dict]:
+    """Run both engines `repeats` times, alternating which goes first, so a slow spell of a
+    shared machine hits both alike; return each engine's median run (with all run times)."""
+    runs: dict[str, list[dict]] = {"layerctl": [], "torch": []}
+    for repeat in range(repeats):
+        order = ("layerctl", "torch") if repeat % 2 == 0 else ("torch", "layerctl")
+        for engine in order:
+            runs[engine].append(measure(engine, kind, samples, threads))
+    medians = []
+    for engine in ("layerctl", "torch"):
+        results = sorted(runs[engine], key=lambda result: result["seconds"])
+        median = dict(results[len(results) // 2])
+        median["runs"] = [result["seconds"] for result in runs[engine]]
+        median["peak_rss"] = max(result["peak_rss"] for result in results)
+        medians.append(median)
+    return medians[0], medians[1]
 
 if __name__ == "__main__":
     main()
