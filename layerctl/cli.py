@@ -86,4 +86,7 @@ def report_error(error: LayerctlError) -> None:
 
 
 def main() -> None:
+    from layerctl.runtime import configure_blas
+
+    configure_blas()  # before anything imports NumPy (see layerctl.runtime)
     cli()

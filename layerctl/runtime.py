@@ -6,12 +6,21 @@ returns them to the OS on free, so every step page-faults its whole working set 
 here as ~40% of a small CNN's step time. Raising the mmap threshold and the trim threshold
 keeps freed blocks in the heap for the next step, as PyTorch's caching allocator does for its
 tensors. Memory is still bounded by the peak working set of one step.
+
+OpenBLAS's worker threads also spin on their cores for about 2^28 cycles (a tenth of a second)
+after every matmul before they sleep. Between two matmuls of a training step layerctl runs its
+memory-bound work (pooling, im2col copies, activations) on every core (`layerctl.ops.parallel`),
+and a spinning BLAS thread takes the core that work needs: measured, the split gained nothing
+until the spin was cut to 2^16 cycles (~25 µs), after which a split pooling pass ran ~1.8× as
+fast. `configure_blas` sets that through OpenBLAS's documented environment variable, which it
+reads only when it loads, so the command line calls it before anything imports NumPy.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 M_TRIM_THRESHOLD = -1
@@ -20,7 +29,17 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024   # glibc's largest accepted value on 64-bit systems
 TRIM_THRESHOLD = 512 * 1024 * 1024
 
+# OpenBLAS idles this many cycles, as a power of two, before its threads sleep (default 28).
+BLAS_THREAD_TIMEOUT = "16"
+
 _tuned = False
+
+
+def configure_blas() -> bool:
+    """Let OpenBLAS's idle threads sleep after ~25 µs instead of spinning; a value the user set
+    is kept. Only effective before NumPy is imported; True when it was in time."""
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
+    return "numpy" not in sys.modules
 
 
 def tune_allocator() -> bool:

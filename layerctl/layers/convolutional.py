@@ -149,12 +149,14 @@ class _Conv(KernelLayer):
             self.dilation_tuple(),
             self.groups,
         )
-        if self.use_bias:
-            z += weights["bias"]
+        bias = weights["bias"] if self.use_bias else None
+        if bias is not None and self.data_format == "channels_first":
+            z += bias   # the channels_last z takes it on its last axis
+            bias = None
         # Keras activates the output in its own layout: softmax over the last axis of it
         z = from_channels_last(z, self.data_format)
         # conv_forward's output is ours alone: relu may overwrite it (then z is y, see activate)
-        y = activate(self.activation, z, overwrite=True)
+        y = activate(self.activation, z, overwrite=True, bias=bias)
         return y, (conv_cache, z, y)
 
     def backward(self, weights, cache, dy, need_dx=True):

@@ -28,23 +28,47 @@ from layerctl.layers.base import (
     lower_string,
     require_rank,
 )
+from layerctl.ops.parallel import for_each_chunk
 from layerctl.regularizers import Regularizer
 
 
-def activate(name: str | None, z: np.ndarray, overwrite: bool = False) -> np.ndarray:
-    """activation(z); with `overwrite` (the caller owns z and needs it no more) relu writes
-    its result into z, sparing a full-size temporary. relu's backward reads only the sign of
-    its input, which y = max(z, 0) keeps, so such callers may pass y as z to `activate_backward`.
+def activate(name: str | None, z: np.ndarray, overwrite: bool = False,
+             bias: np.ndarray | None = None) -> np.ndarray:
+    """activation(z + bias); with `overwrite` (the caller owns z and needs it no more) the bias
+    and relu are applied inside z, sparing full-size temporaries, one batch slice per core.
+    relu's backward reads only the sign of its input, which y = max(z, 0) keeps, so such callers
+    may pass y as z to `activate_backward`.
     """
-    if name in (None, "linear"):
+    in_place_relu = overwrite and name == "relu" and np.issubdtype(z.dtype, np.floating)
+    if bias is not None and not overwrite:
+        z = z + bias
+    elif bias is not None or in_place_relu:
+        def finish_rows(rows: slice) -> None:
+            part = z[rows]
+            if bias is not None:
+                part += bias
+            if in_place_relu:
+                np.maximum(part, 0, out=part)
+
+        for_each_chunk(finish_rows, len(z), 2 * z.nbytes)
+    if name in (None, "linear") or in_place_relu:
         return z
-    if overwrite and name == "relu" and np.issubdtype(z.dtype, np.floating):
-        return np.maximum(z, 0, out=z)
     return activations.forward(name, z)
 
 
 def activate_backward(name: str | None, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    return dy if name in (None, "linear") else activations.backward(name, z, y, dy)
+    """dz from dy; relu's (the common case) runs one batch slice per core."""
+    if name in (None, "linear"):
+        return dy
+    if name == "relu" and dy.shape == z.shape and dy.ndim:
+        dz = np.empty_like(dy)
+
+        def relu_rows(rows: slice) -> None:   # as activations' relu gradient: dy · (z > 0)
+            np.multiply(dy[rows], z[rows] > 0, out=dz[rows])
+
+        for_each_chunk(relu_rows, len(dz), 3 * dz.nbytes)
+        return dz
+    return activations.backward(name, z, y, dy)
 
 
 class KernelLayer(SingleInputLayer):
@@ -94,9 +118,8 @@ class Dense(KernelLayer):
 
     def forward(self, weights, x, mask, training, rng):
         z = x @ weights["kernel"]
-        if self.use_bias:
-            z += weights["bias"]
-        y = activate(self.activation, z, overwrite=True)  # z is ours: relu may reuse it
+        bias = weights["bias"] if self.use_bias else None
+        y = activate(self.activation, z, overwrite=True, bias=bias)  # z is ours: relu may reuse it
         return y, (x, z, y)
 
     def backward(self, weights, cache, dy, need_dx=True):

@@ -16,6 +16,9 @@ convolution without any scatter: for each kernel tap (≤ k_h·k_w iterations, e
 batch) dy·kernel[tap]ᵀ is added to the strided slice of the padded input that tap read; distinct
 windows hit distinct cells within one tap, so the adds never collide.
 
+The copies and adds, which NumPy runs on one core, run on slices of the batch at once
+(`layerctl.ops.parallel`); the matmuls are BLAS's and thread themselves.
+
 Memory: the cache holds the im2col columns, k_h·k_w times the size of x, to spare backward a
 second copy; dx needs one (rows, Cg) buffer reused across taps.
 """
@@ -26,6 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from layerctl.ops.parallel import for_each_chunk
 from layerctl.ops.windows import Geometry, as_tuple, check_padding
 
 IntOrTuple = int | Sequence[int]
@@ -69,7 +73,8 @@ def _conv_input_grad(geometry: Geometry, kernel: np.ndarray, dy_grouped: np.ndar
     """dx: per kernel tap, dy·kernel[tap]ᵀ lands on that tap's strided slice of the padded input.
 
     One matmul per tap into a reused buffer, then one add whose source is contiguous, which
-    numpy runs far faster than folding a (rows, taps·Cg) product with taps-strided reads.
+    numpy runs far faster than folding a (rows, taps·Cg) product with taps-strided reads. The
+    adds run on slices of the batch at once; the matmuls stay on this thread (BLAS threads).
     """
     groups, rows, _ = dy_grouped.shape
     group_channels = kernel.shape[-2]
@@ -78,13 +83,19 @@ def _conv_input_grad(geometry: Geometry, kernel: np.ndarray, dy_grouped: np.ndar
     per_tap = kernel.reshape(taps, group_channels, groups, -1).transpose(0, 2, 3, 1)
     per_tap = np.ascontiguousarray(per_tap, dtype=np.result_type(kernel, dy_grouped))
     product_buffer = np.empty((groups, rows, group_channels), per_tap.dtype)
-    dx_padded = np.zeros((x_shape[0], *geometry.padded, groups, group_channels), per_tap.dtype)
-    batch_out = (x_shape[0], *geometry.out)
+    batch = x_shape[0]
+    dx_padded = np.zeros((batch, *geometry.padded, groups, group_channels), per_tap.dtype)
+    contribution = np.moveaxis(
+        product_buffer.reshape(groups, batch, *geometry.out, group_channels), 0, -2)
     for tap, slices in geometry.taps():
         np.matmul(dy_grouped, per_tap[tap], out=product_buffer)
-        contribution = product_buffer.reshape(groups, *batch_out, group_channels)
-        dx_padded[(slice(None), *slices)] += np.moveaxis(contribution, 0, -2)
-    return np.ascontiguousarray(geometry.unpad(dx_padded)).reshape(x_shape)
+        target = dx_padded[(slice(None), *slices)]
+
+        def add_rows(rows: slice, target=target) -> None:
+            target[rows] += contribution[rows]
+
+        for_each_chunk(add_rows, batch, 3 * product_buffer.nbytes)
+    return _copy_rows(geometry.unpad(dx_padded)).reshape(x_shape)
 
 
 def _conv_geometry(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], strides: IntOrTuple,
@@ -120,8 +131,13 @@ def _im2col(geometry: Geometry, x: np.ndarray, groups: int) -> np.ndarray:
     if groups == 1 and channels <= TAP_MAJOR_CHANNELS:
         return _im2col_tap_major(geometry, x)
     grouped = x.reshape(*x.shape[:-1], groups, channels // groups)
-    view = geometry.windows(geometry.pad(grouped))                # (B, *out, *k, g, Cg)
-    cols = np.ascontiguousarray(np.moveaxis(view, -2, 0))         # the single copy
+    view = np.moveaxis(geometry.windows(geometry.pad(grouped)), -2, 0)   # (g, B, *out, *k, Cg)
+    cols = np.empty(view.shape, x.dtype)
+
+    def copy_rows(rows: slice) -> None:
+        np.copyto(cols[:, rows], view[:, rows])
+
+    for_each_chunk(copy_rows, batch, 2 * cols.nbytes)              # the single copy
     rows = batch * int(np.prod(geometry.out))
     return cols.reshape(groups, rows, -1)
 
@@ -135,12 +151,29 @@ def _im2col_tap_major(geometry: Geometry, x: np.ndarray) -> np.ndarray:
     take the transposed operand as it is, so nothing is copied back.
     """
     x_padded = geometry.pad(x)
-    taps = int(np.prod(geometry.window))
+    taps = list(geometry.taps())
     channels = x.shape[-1]
-    cols = np.empty((taps, channels, x.shape[0], *geometry.out), x.dtype)
-    for tap, slices in geometry.taps():
-        np.copyto(cols[tap], np.moveaxis(x_padded[(slice(None), *slices)], -1, 0))
-    return cols.reshape(1, taps * channels, -1).transpose(0, 2, 1)
+    cols = np.empty((len(taps), channels, x.shape[0], *geometry.out), x.dtype)
+
+    def copy_rows(rows: slice) -> None:
+        for tap, slices in taps:
+            np.copyto(cols[tap][:, rows], np.moveaxis(x_padded[(rows, *slices)], -1, 0))
+
+    for_each_chunk(copy_rows, x.shape[0], 2 * cols.nbytes)
+    return cols.reshape(1, len(taps) * channels, -1).transpose(0, 2, 1)
+
+
+def _copy_rows(array: np.ndarray) -> np.ndarray:
+    """A contiguous copy of `array` (itself when it already is), copied a batch slice per core."""
+    if array.flags.c_contiguous:
+        return array
+    copy = np.empty(array.shape, array.dtype)
+
+    def copy_rows(rows: slice) -> None:
+        np.copyto(copy[rows], array[rows])
+
+    for_each_chunk(copy_rows, len(array), 2 * copy.nbytes)
+    return copy
 
 
 def _grouped_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:

@@ -7,7 +7,8 @@ never wins. The forward pass walks the pool taps (k_h·k_w iterations, each one 
 the whole batch) twice: once for the running max, once for the index of the first tap (in
 row-major window order) that holds it, so ties go to the first occurrence as TensorFlow does. NaN
 propagates, as in TF and PyTorch (a NaN window sends its gradient to its first cell). The cache
-is that small unsigned index array (uint8 up to 256 taps). Backward routes dy to the winning tap
+is that small unsigned index array (uint8 up to 256 taps). Both passes run on slices of the batch
+at once (`layerctl.ops.parallel`). Backward routes dy to the winning tap
 of each window with one strided write per tap, or one strided add when windows overlap
 (stride < pool), so shared cells accumulate every window's gradient.
 """
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from layerctl.ops.parallel import for_each_chunk
 from layerctl.ops.windows import Geometry, as_tuple, check_padding
 
 IntOrTuple = int | Sequence[int]
@@ -33,7 +35,21 @@ def max_pool_forward(x: np.ndarray, pool_size: IntOrTuple, strides: IntOrTuple |
     lowest = -np.inf if np.issubdtype(x.dtype, np.inexact) else np.iinfo(x.dtype).min
     x_padded = geometry.pad(x, lowest)
     taps = [(slice(None), *slices) for _, slices in geometry.taps()]
-    y = np.array(x_padded[taps[0]])                # a fresh copy: it becomes the running max
+    out_shape = (x.shape[0], *geometry.out, *x.shape[1 + len(geometry.out):])
+    y = np.empty(out_shape, x.dtype)
+    winner = np.empty(out_shape, _index_dtype(len(taps)))
+
+    def pool_rows(rows: slice) -> None:
+        _max_and_winner(x_padded[rows], taps, y[rows], winner[rows])
+
+    for_each_chunk(pool_rows, x.shape[0], 2 * x.nbytes)
+    return y, (geometry, winner, x.shape)
+
+
+def _max_and_winner(x_padded: np.ndarray, taps: list[tuple[slice, ...]], y: np.ndarray,
+                    winner: np.ndarray) -> None:
+    """Fill y with each window's max and `winner` with the first tap holding it."""
+    np.copyto(y, x_padded[taps[0]])                # the running max
     for slices in taps[1:]:
         np.maximum(y, x_padded[slices], out=y)     # np.maximum propagates NaN
     # Walking the taps backwards, the last tap written is the first one equal to the max.
@@ -42,9 +58,9 @@ def max_pool_forward(x: np.ndarray, pool_size: IntOrTuple, strides: IntOrTuple |
     # The two ends are cheaper: the first tap walked starts from winner = 0, and for tap 0,
     # winner·(x != max) zeroes the winner where tap 0 holds the max (a NaN window, where no tap
     # equals the max, keeps winner 0: its first cell).
-    index_type = _index_dtype(len(taps)).type
+    index_type = winner.dtype.type
     is_max = np.equal(x_padded[taps[-1]], y)
-    winner = np.multiply(is_max, index_type(len(taps) - 1), dtype=index_type)
+    np.multiply(is_max, index_type(len(taps) - 1), out=winner)
     step = np.empty_like(winner)
     for tap in range(len(taps) - 2, 0, -1):
         np.equal(x_padded[taps[tap]], y, out=is_max)
@@ -53,7 +69,6 @@ def max_pool_forward(x: np.ndarray, pool_size: IntOrTuple, strides: IntOrTuple |
         winner += step
     if len(taps) > 1:
         winner *= np.not_equal(x_padded[taps[0]], y, out=is_max)
-    return y, (geometry, winner, x.shape)
 
 
 def max_pool_backward(cache: tuple, dy: np.ndarray) -> np.ndarray:
@@ -67,15 +82,20 @@ def max_pool_backward(cache: tuple, dy: np.ndarray) -> np.ndarray:
     allocate = np.empty if tiled else np.zeros
     dx_padded = allocate((x_shape[0], *geometry.padded, *x_shape[1 + len(geometry.window):]),
                          dy.dtype)
-    is_winner = np.empty(winner.shape, bool)
-    routed = np.empty(dy.shape, dy.dtype) if overlapping else None
-    for tap, slices in geometry.taps():
-        np.equal(winner, tap, out=is_winner)
-        target = dx_padded[(slice(None), *slices)]
-        if overlapping:
-            target += np.multiply(dy, is_winner, out=routed)
-        else:
-            np.multiply(dy, is_winner, out=target)
+    taps = list(geometry.taps())
+
+    def route_rows(rows: slice) -> None:
+        is_winner = np.empty(winner[rows].shape, bool)
+        routed = np.empty(dy[rows].shape, dy.dtype) if overlapping else None
+        for tap, slices in taps:
+            np.equal(winner[rows], tap, out=is_winner)
+            target = dx_padded[rows][(slice(None), *slices)]
+            if overlapping:
+                target += np.multiply(dy[rows], is_winner, out=routed)
+            else:
+                np.multiply(dy[rows], is_winner, out=target)
+
+    for_each_chunk(route_rows, x_shape[0], 2 * dx_padded.nbytes)
     return np.ascontiguousarray(geometry.unpad(dx_padded))
 
 

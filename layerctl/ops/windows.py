@@ -15,6 +15,8 @@ from itertools import product
 
 import numpy as np
 
+from layerctl.ops.parallel import for_each_chunk
+
 PADDINGS = ("valid", "same", "causal")
 
 
@@ -88,11 +90,30 @@ class Geometry:
         return any(size <= 0 for size in self.out)
 
     def pad(self, x: np.ndarray, value: float = 0.0) -> np.ndarray:
-        """x (B, *spatial, ...) with the padding cells added (x itself when there are none)."""
+        """x (B, *spatial, ...) with the padding cells added (x itself when there are none).
+
+        Written directly, one batch slice per core: np.pad's general machinery took a third of
+        a small CNN's im2col time.
+        """
         if not any(lo or hi for lo, hi in self.pads):
             return x
-        widths = [(0, 0), *self.pads] + [(0, 0)] * (x.ndim - 1 - len(self.pads))
-        return np.pad(x, widths, mode="constant", constant_values=value)
+        padded = np.empty((x.shape[0], *self.padded, *x.shape[1 + len(self.pads):]), x.dtype)
+        interior = (slice(None), *(slice(lo, lo + n)
+                                   for (lo, _), n in zip(self.pads, self.spatial, strict=True)))
+        # Each axis's two padding bands, over the whole extent of the other axes.
+        bands = []
+        for axis, ((lo, hi), size) in enumerate(zip(self.pads, self.padded, strict=True), 1):
+            before = (slice(None),) * axis
+            bands += [before + (slice(0, lo),), before + (slice(size - hi, size),)]
+
+        def pad_rows(rows: slice) -> None:
+            part = padded[rows]
+            for band in bands:
+                part[band] = value
+            part[interior] = x[rows]
+
+        for_each_chunk(pad_rows, x.shape[0], 2 * padded.nbytes)
+        return padded
 
     def unpad(self, x_padded: np.ndarray) -> np.ndarray:
         """The inverse of `pad`: the cells of x_padded that came from the input."""

@@ -1,0 +1,190 @@
+"""Batch-sliced threading (`layerctl.ops.parallel`): coverage, errors, and results that are
+bit-identical to the one-thread run for every op that splits its work."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from layerctl.layers.core import activate, activate_backward
+from layerctl.ops import parallel
+from layerctl.ops.conv import conv_backward, conv_forward
+from layerctl.ops.pool import max_pool_backward, max_pool_forward
+from layerctl.ops.windows import Geometry
+
+
+@pytest.fixture
+def split_three_ways(monkeypatch):
+    """Every op splits, whatever its size, into three slices (an odd count: uneven bounds)."""
+    monkeypatch.setenv("LAYERCTL_NUM_THREADS", "3")
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+
+
+def run_serial_and_split(monkeypatch, compute):
+    """compute() once on one thread, once split three ways; both results."""
+    with monkeypatch.context() as patch:
+        patch.setenv("LAYERCTL_NUM_THREADS", "1")
+        serial = compute()
+    with monkeypatch.context() as patch:
+        patch.setenv("LAYERCTL_NUM_THREADS", "3")
+        patch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+        split = compute()
+    return serial, split
+
+
+def assert_same_arrays(serial, split):
+    for expected, actual in zip(serial, split, strict=True):
+        assert actual.dtype == expected.dtype
+        np.testing.assert_array_equal(actual, expected, strict=True)
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 7, 64])
+def test_slices_cover_the_range_once(split_three_ways, length):
+    seen = np.zeros(length, int)
+    lock = threading.Lock()
+
+    def work(rows):
+        with lock:
+            seen[rows] += 1
+
+    parallel.for_each_chunk(work, length, nbytes=1)
+    assert seen.tolist() == [1] * length
+
+
+def test_split_uses_other_threads(split_three_ways):
+    names = set()
+    parallel.for_each_chunk(lambda rows: names.add(threading.current_thread().name), 9, 1)
+    assert threading.current_thread().name in names
+    assert any(name.startswith("layerctl-chunk") for name in names)
+
+
+def test_small_work_stays_on_the_calling_thread(monkeypatch):
+    monkeypatch.setenv("LAYERCTL_NUM_THREADS", "3")
+    calls = []
+    parallel.for_each_chunk(calls.append, 64, nbytes=parallel.MIN_PARALLEL_BYTES - 1)
+    assert calls == [slice(0, 64)]
+
+
+@pytest.mark.parametrize("failing_start", [0, 3, 6])
+def test_an_error_in_any_slice_is_raised_after_all_slices_finish(split_three_ways, failing_start):
+    finished = []
+
+    def work(rows):
+        if rows.start == failing_start:
+            raise ValueError(f"slice {rows.start}")
+        finished.append(rows.start)
+
+    with pytest.raises(ValueError, match=f"slice {failing_start}"):
+        parallel.for_each_chunk(work, 9, nbytes=1)
+    assert sorted(finished) == sorted({0, 3, 6} - {failing_start})
+
+
+@pytest.mark.parametrize("environment, expected", [
+    ({"LAYERCTL_NUM_THREADS": "5", "OMP_NUM_THREADS": "2"}, 5),
+    ({"OMP_NUM_THREADS": "2"}, 2),
+    ({"LAYERCTL_NUM_THREADS": "zero", "OMP_NUM_THREADS": "0"}, None),
+])
+def test_thread_count_reads_the_environment(monkeypatch, environment, expected):
+    for name in ("LAYERCTL_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    count = parallel.thread_count()
+    assert count == expected if expected is not None else count >= 1
+
+
+CONV_CASES = [
+    dict(x=(5, 9, 8, 3), kernel=(3, 3, 3, 4), strides=1, padding="same"),          # tap-major
+    dict(x=(5, 9, 8, 6), kernel=(3, 2, 6, 4), strides=(2, 1), padding="same"),
+    dict(x=(4, 7, 7, 8), kernel=(3, 3, 4, 6), strides=1, padding="valid", groups=2),
+    dict(x=(3, 11, 5), kernel=(3, 5, 2), strides=1, padding="causal", dilation=2),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv_is_bit_identical_split(monkeypatch, case):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(case["x"]).astype(np.float32)
+    kernel = rng.standard_normal(case["kernel"]).astype(np.float32)
+    options = {key: value for key, value in case.items() if key not in ("x", "kernel")}
+
+    def compute():
+        y, cache = conv_forward(x, kernel, **options)
+        dy = np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape)
+        dx, dkernel = conv_backward(cache, dy)
+        return y, dx, dkernel
+
+    assert_same_arrays(*run_serial_and_split(monkeypatch, compute))
+
+
+@pytest.mark.parametrize("pool, strides, padding", [
+    ((2, 2), None, "valid"), ((3, 3), (2, 2), "same"), ((2, 3), (1, 2), "valid")])
+def test_pool_is_bit_identical_split(monkeypatch, pool, strides, padding):
+    rng = np.random.default_rng(1)
+    # ties (rounded values) and a NaN window exercise the winner rules in every slice
+    x = np.round(rng.standard_normal((7, 9, 10, 3)), 1).astype(np.float32)
+    x[4, 2, 3, 1] = np.nan
+
+    def compute():
+        y, cache = max_pool_forward(x, pool, strides, padding)
+        dy = np.sin(np.arange(y.size, dtype=np.float32)).reshape(y.shape)
+        return y, cache[1], max_pool_backward(cache, dy)
+
+    assert_same_arrays(*run_serial_and_split(monkeypatch, compute))
+
+
+def test_padding_is_bit_identical_split(monkeypatch):
+    x = np.arange(5 * 4 * 3 * 2, dtype=np.float64).reshape(5, 4, 3, 2)
+    geometry = Geometry((4, 3), (3, 4), (1, 1), "same", (1, 1))
+
+    def compute():
+        return (geometry.pad(x, -np.inf),)
+
+    serial, split = run_serial_and_split(monkeypatch, compute)
+    assert_same_arrays(serial, split)
+    expected = np.pad(x, [(0, 0), (1, 1), (1, 2), (0, 0)], constant_values=-np.inf)
+    np.testing.assert_array_equal(split[0], expected)
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", None])
+def test_bias_and_activation_are_bit_identical_split(monkeypatch, name):
+    rng = np.random.default_rng(2)
+    z = rng.standard_normal((9, 4, 5)).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    dy = rng.standard_normal(z.shape).astype(np.float32)
+
+    def compute():
+        y = activate(name, z.copy(), overwrite=True, bias=bias)
+        return y, activate_backward(name, z + bias, y, dy)
+
+    serial, split = run_serial_and_split(monkeypatch, compute)
+    assert_same_arrays(serial, split)
+    reference = {"relu": np.maximum(z + bias, 0), "tanh": np.tanh(z + bias), None: z + bias}
+    np.testing.assert_allclose(split[0], reference[name], rtol=1e-6)
+
+
+def test_command_line_shortens_blas_spin_before_numpy_loads(tmp_path):
+    """`layerctl` sets OPENBLAS_THREAD_TIMEOUT while NumPy is still unloaded (OpenBLAS reads it
+    only when it loads), and keeps a value the user chose."""
+    probe = ("import os, sys\n"
+             "import layerctl.cli\n"
+             "print('numpy' in sys.modules)\n"
+             "sys.argv = ['layerctl', '--version']\n"
+             "try:\n"
+             "    layerctl.cli.main()\n"
+             "except SystemExit:\n"
+             "    print(os.environ['OPENBLAS_THREAD_TIMEOUT'])\n")
+    for preset, expected in ((None, "16"), ("20", "20")):
+        environment = dict(os.environ)
+        environment.pop("OPENBLAS_THREAD_TIMEOUT", None)
+        if preset:
+            environment["OPENBLAS_THREAD_TIMEOUT"] = preset
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              env=environment, check=True, cwd=tmp_path)
+        assert done.stdout.split()[0] == "False"
+        assert done.stdout.split()[-1] == expected
