@@ -16,6 +16,7 @@ from layerctl.ops import parallel
 from layerctl.ops.conv import conv_backward, conv_forward
 from layerctl.ops.pool import max_pool_backward, max_pool_forward
 from layerctl.ops.windows import Geometry
+from layerctl.training.optimizers import make_optimizer, parse_optimizer
 
 
 @pytest.fixture
@@ -166,6 +167,32 @@ def test_bias_and_activation_are_bit_identical_split(monkeypatch, name):
     assert_same_arrays(serial, split)
     reference = {"relu": np.maximum(z + bias, 0), "tanh": np.tanh(z + bias), None: z + bias}
     np.testing.assert_allclose(split[0], reference[name], rtol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", [
+    {"type": "sgd", "momentum": 0.9, "nesterov": True},
+    {"type": "adam", "amsgrad": True},
+    {"type": "adamw"},
+    {"type": "rmsprop", "momentum": 0.5, "centered": True, "clipnorm": 1.0},
+    {"type": "adagrad", "weight_decay": 0.01, "global_clipnorm": 0.5},
+])
+def test_optimizer_steps_are_bit_identical_split(monkeypatch, optimizer):
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal(101).astype(np.float32)
+    gradients = [rng.standard_normal(101).astype(np.float32) for _ in range(3)]
+    segments = [(0, 40), (40, 41), (41, 101)]
+
+    def compute():
+        flat = make_optimizer(parse_optimizer(optimizer), segments, np.float32,
+                              decay_mask=[True, False, True])
+        params = start.copy()
+        for grads in gradients:
+            flat.apply(params, grads)
+        return (params, *flat.state().values())
+
+    serial, split = run_serial_and_split(monkeypatch, compute)
+    assert_same_arrays(serial, split)
+    assert not np.array_equal(split[0], start)
 
 
 def test_command_line_shortens_blas_spin_before_numpy_loads(tmp_path):
