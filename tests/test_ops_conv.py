@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from gradcheck import numerical_gradient
 
 from layerctl.ops.conv import conv_backward, conv_forward
-from layerctl.ops.windows import output_length, padding_amounts
+from layerctl.ops.windows import Geometry, output_length, padding_amounts
 
 # --------------------------------------------------------------------------- window geometry
 
@@ -315,3 +316,33 @@ def test_matches_keras(case):
     dx, dkernel = conv_backward(cache, dy)
     np.testing.assert_allclose(dx, x_torch.grad.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dkernel, layer.kernel.value.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+# One axis's geometries: every size/kernel/stride/dilation/padding Keras accepts (not stride and
+# dilation both > 1) and that leaves an output.
+AXIS_GEOMETRIES = [
+    (size, kernel, stride, dilation, padding)
+    for size, kernel, stride, dilation, padding in itertools.product(
+        [1, 4, 7], [1, 2, 3, 5], [1, 2, 3], [1, 2], ["valid", "same", "causal"])
+    if (stride == 1 or dilation == 1) and output_length(size, kernel, padding, stride, dilation) > 0
+]
+
+
+@pytest.mark.parametrize("size, kernel, stride, dilation, padding", AXIS_GEOMETRIES)
+def test_interior_taps_are_the_taps_minus_their_padding_cells(size, kernel, stride, dilation,
+                                                             padding):
+    """Brute force on one axis: numbering the padded input's cells, every tap's interior slice
+    must pick exactly the input cells its padded slice picks, at the same output positions."""
+    geometry = Geometry((size,), (kernel,), (stride,), padding, (dilation,))
+    lo = geometry.pads[0][0]
+    padded_cell = np.arange(geometry.padded[0]) - lo      # input index, or outside [0, size)
+    interior = {tap: (inputs, outputs) for tap, inputs, outputs in geometry.interior_taps()}
+    for tap, slices in geometry.taps():
+        read = padded_cell[slices[0]]                     # the input cell each output reads
+        inside = (read >= 0) & (read < size)
+        if not inside.any():
+            assert tap not in interior
+            continue
+        inputs, outputs = interior[tap]
+        np.testing.assert_array_equal(np.arange(size)[inputs[0]], read[inside])
+        np.testing.assert_array_equal(np.arange(len(read))[outputs[0]], np.flatnonzero(inside))

@@ -13,8 +13,9 @@ lays it out as (groups, B·out, K·Cg) and ONE batched matmul with the kernel gi
 with few channels copy tap by tap into the transposed layout instead, see `_im2col_tap_major`).
 Backward reuses those cached columns: dkernel = colsᵀ·dy is one matmul. dx is the transposed
 convolution without any scatter: for each kernel tap (≤ k_h·k_w iterations, each over the whole
-batch) dy·kernel[tap]ᵀ is added to the strided slice of the padded input that tap read; distinct
-windows hit distinct cells within one tap, so the adds never collide.
+batch) dy·kernel[tap]ᵀ is added to the strided slice of the input that tap read (cells of the
+padding are never written); distinct windows hit distinct cells within one tap, so the adds
+never collide.
 
 The copies and adds, which NumPy runs on one core, run on slices of the batch at once
 (`layerctl.ops.parallel`); the matmuls are BLAS's and thread themselves.
@@ -70,7 +71,8 @@ def conv_backward(cache: tuple, dy: np.ndarray,
 
 def _conv_input_grad(geometry: Geometry, kernel: np.ndarray, dy_grouped: np.ndarray,
                      x_shape: tuple[int, ...]) -> np.ndarray:
-    """dx: per kernel tap, dy·kernel[tap]ᵀ lands on that tap's strided slice of the padded input.
+    """dx: per kernel tap, dy·kernel[tap]ᵀ lands on that tap's strided slice of the input (the
+    part of it that is not padding).
 
     One matmul per tap into a reused buffer, then one add whose source is contiguous, which
     numpy runs far faster than folding a (rows, taps·Cg) product with taps-strided reads. The
@@ -84,18 +86,19 @@ def _conv_input_grad(geometry: Geometry, kernel: np.ndarray, dy_grouped: np.ndar
     per_tap = np.ascontiguousarray(per_tap, dtype=np.result_type(kernel, dy_grouped))
     product_buffer = np.empty((groups, rows, group_channels), per_tap.dtype)
     batch = x_shape[0]
-    dx_padded = np.zeros((batch, *geometry.padded, groups, group_channels), per_tap.dtype)
+    dx = np.zeros((batch, *geometry.spatial, groups, group_channels), per_tap.dtype)
     contribution = np.moveaxis(
         product_buffer.reshape(groups, batch, *geometry.out, group_channels), 0, -2)
-    for tap, slices in geometry.taps():
+    for tap, input_slices, output_slices in geometry.interior_taps():
         np.matmul(dy_grouped, per_tap[tap], out=product_buffer)
-        target = dx_padded[(slice(None), *slices)]
+        target = dx[(slice(None), *input_slices)]
+        source = contribution[(slice(None), *output_slices)]
 
-        def add_rows(rows: slice, target=target) -> None:
-            target[rows] += contribution[rows]
+        def add_rows(rows: slice, target=target, source=source) -> None:
+            target[rows] += source[rows]
 
         for_each_chunk(add_rows, batch, 3 * product_buffer.nbytes)
-    return _copy_rows(geometry.unpad(dx_padded)).reshape(x_shape)
+    return dx.reshape(x_shape)
 
 
 def _conv_geometry(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], strides: IntOrTuple,
@@ -161,19 +164,6 @@ def _im2col_tap_major(geometry: Geometry, x: np.ndarray) -> np.ndarray:
 
     for_each_chunk(copy_rows, x.shape[0], 2 * cols.nbytes)
     return cols.reshape(1, len(taps) * channels, -1).transpose(0, 2, 1)
-
-
-def _copy_rows(array: np.ndarray) -> np.ndarray:
-    """A contiguous copy of `array` (itself when it already is), copied a batch slice per core."""
-    if array.flags.c_contiguous:
-        return array
-    copy = np.empty(array.shape, array.dtype)
-
-    def copy_rows(rows: slice) -> None:
-        np.copyto(copy[rows], array[rows])
-
-    for_each_chunk(copy_rows, len(array), 2 * copy.nbytes)
-    return copy
 
 
 def _grouped_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:

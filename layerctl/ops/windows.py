@@ -144,3 +144,24 @@ class Geometry:
             slices = tuple(slice(t * d, t * d + (o - 1) * s + 1, s) for t, d, o, s in
                            zip(tap, self.dilation, self.out, self.strides, strict=True))
             yield index, slices
+
+    def interior_taps(self) -> Iterator[tuple[int, tuple[slice, ...], tuple[slice, ...]]]:
+        """(flat tap index, slices into the unpadded input, slices into the output) for the
+        windows whose cell at this tap lies inside the input; taps that only ever read padding
+        are skipped. Gradients accumulate straight into an input-shaped array this way, with
+        no padded buffer to zero and crop.
+        """
+        ranges = [range(k) for k in self.window]
+        for index, tap in enumerate(product(*ranges)):
+            input_slices, output_slices = [], []
+            for t, d, o, s, (lo, _), n in zip(tap, self.dilation, self.out, self.strides,
+                                              self.pads, self.spatial, strict=True):
+                offset = t * d - lo               # input position read by output 0 at this tap
+                first = max(0, -(offset // s))    # ceil(-offset / s): the first one inside
+                last = min(o - 1, (n - 1 - offset) // s)
+                if last < first:
+                    break
+                input_slices.append(slice(first * s + offset, last * s + offset + 1, s))
+                output_slices.append(slice(first, last + 1))
+            else:
+                yield index, tuple(input_slices), tuple(output_slices)
