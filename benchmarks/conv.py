@@ -16,6 +16,7 @@ import statistics
 import time
 from collections.abc import Callable
 
+import blas_first  # noqa: F401 - before NumPy: as the layerctl command
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812

@@ -9,6 +9,7 @@ as a fraction of a 1024×1024 float32 matmul measured in the same run.
 
 from __future__ import annotations
 
+import blas_first  # noqa: F401 - before NumPy: as the layerctl command
 import numpy as np
 from common import CNN, LSTM, MLP, best_of, build, matmul_gflops
 

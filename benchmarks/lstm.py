@@ -30,6 +30,7 @@ def main() -> None:
     # BLAS reads its thread count once, at import: set it before NumPy is imported.
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[name] = str(args.threads)
+    import blas_first  # noqa: F401 - as the layerctl command does
     import numpy as np
     import torch
 

@@ -21,6 +21,7 @@ import argparse
 import math
 import time
 
+import blas_first  # noqa: F401 - before NumPy: as the layerctl command
 import numpy as np
 
 from layerctl.training.optimizers import Adam, make_optimizer
