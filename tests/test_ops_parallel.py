@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -78,11 +79,79 @@ def test_an_error_in_any_slice_is_raised_after_all_slices_finish(split_three_way
     def work(rows):
         if rows.start == failing_start:
             raise ValueError(f"slice {rows.start}")
+        time.sleep(0.05)   # the failing slice is long done: raising early would miss these
         finished.append(rows.start)
 
     with pytest.raises(ValueError, match=f"slice {failing_start}"):
         parallel.for_each_chunk(work, 9, nbytes=1)
     assert sorted(finished) == sorted({0, 3, 6} - {failing_start})
+
+
+def test_ctrl_c_in_this_threads_slice_waits_for_the_other_slices(split_three_ways):
+    finished = []
+
+    def work(rows):
+        if rows.start == 0:
+            raise KeyboardInterrupt
+        time.sleep(0.05)
+        finished.append(rows.start)
+
+    with pytest.raises(KeyboardInterrupt):
+        parallel.for_each_chunk(work, 9, nbytes=1)
+    assert sorted(finished) == [3, 6]
+
+
+def test_a_split_inside_a_slice_runs_serially_instead_of_deadlocking(split_three_ways):
+    """A pool thread waiting on work queued behind itself would hang: nested splits run in
+    place. Run in a thread so that a regression fails the test instead of hanging the suite."""
+    covered = []
+    lock = threading.Lock()
+
+    def inner(rows):
+        with lock:
+            covered.append((rows.start, rows.stop))
+
+    def outer(rows):
+        parallel.for_each_chunk(lambda inner_rows: inner(
+            slice(rows.start + inner_rows.start, rows.start + inner_rows.stop)),
+            rows.stop - rows.start, nbytes=1)
+
+    runner = threading.Thread(target=parallel.for_each_chunk, args=(outer, 12, 1), daemon=True)
+    runner.start()
+    runner.join(timeout=20)
+    assert not runner.is_alive(), "nested for_each_chunk deadlocked"
+    assert sorted(index for start, stop in covered for index in range(start, stop)) == list(
+        range(12))
+
+
+def test_when_no_thread_can_start_every_slice_runs_here(split_three_ways, monkeypatch):
+    class ShutDown:
+        def submit(self, *args):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(parallel, "_executor", ShutDown)
+    calls = []
+    parallel.for_each_chunk(calls.append, 9, nbytes=1)
+    assert calls == [slice(0, 3), slice(3, 6), slice(6, 9)]
+
+
+def test_a_forked_child_starts_its_own_threads(tmp_path):
+    probe = (
+        "import os, sys\n"
+        "os.environ['LAYERCTL_NUM_THREADS'] = '2'\n"
+        "from layerctl.ops import parallel\n"
+        "parallel.MIN_PARALLEL_BYTES = 0\n"
+        "seen = []\n"
+        "parallel.for_each_chunk(seen.append, 4, 1)   # the parent's pool exists now\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    seen.clear()\n"
+        "    parallel.for_each_chunk(seen.append, 4, 1)\n"
+        "    os._exit(0 if sorted(s.start for s in seen) == [0, 2] else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "sys.exit(os.waitstatus_to_exitcode(status))\n")
+    done = subprocess.run([sys.executable, "-c", probe], timeout=60, cwd=tmp_path)
+    assert done.returncode == 0
 
 
 @pytest.mark.parametrize("environment, expected", [
@@ -167,6 +236,16 @@ def test_bias_and_activation_are_bit_identical_split(monkeypatch, name):
     assert_same_arrays(serial, split)
     reference = {"relu": np.maximum(z + bias, 0), "tanh": np.tanh(z + bias), None: z + bias}
     np.testing.assert_allclose(split[0], reference[name], rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(), (5,)])
+def test_bias_and_relu_on_arrays_without_a_batch_axis(split_three_ways, shape):
+    z = np.linspace(-2, 2, int(np.prod(shape))).astype(np.float32).reshape(shape)
+    bias = np.float32(0.5)
+    y = activate("relu", z.copy(), overwrite=True, bias=bias)
+    np.testing.assert_array_equal(y, np.maximum(z + bias, 0))
+    dz = activate_backward("relu", z + bias, y, np.ones_like(z))
+    np.testing.assert_array_equal(dz, (z + bias > 0).astype(np.float32))
 
 
 @pytest.mark.parametrize("optimizer", [

@@ -7,6 +7,7 @@ Formulas and argument validation follow Keras 3 (see shared/keras-reference.md Â
 from __future__ import annotations
 
 import math
+from types import EllipsisType
 from typing import Any, Literal
 
 import numpy as np
@@ -43,14 +44,17 @@ def activate(name: str | None, z: np.ndarray, overwrite: bool = False,
     if bias is not None and not overwrite:
         z = z + bias
     elif bias is not None or in_place_relu:
-        def finish_rows(rows: slice) -> None:
+        def finish_rows(rows: slice | EllipsisType) -> None:
             part = z[rows]
             if bias is not None:
                 part += bias
             if in_place_relu:
                 np.maximum(part, 0, out=part)
 
-        for_each_chunk(finish_rows, len(z), 2 * z.nbytes)
+        if z.ndim >= 2:   # axis 0 is the batch
+            for_each_chunk(finish_rows, len(z), 2 * z.nbytes)
+        else:
+            finish_rows(Ellipsis)
     if name in (None, "linear") or in_place_relu:
         return z
     return activations.forward(name, z)
@@ -60,7 +64,7 @@ def activate_backward(name: str | None, z: np.ndarray, y: np.ndarray, dy: np.nda
     """dz from dy; relu's (the common case) runs one batch slice per core."""
     if name in (None, "linear"):
         return dy
-    if name == "relu" and dy.shape == z.shape and dy.ndim:
+    if name == "relu" and dy.shape == z.shape and dy.ndim >= 2:
         dz = np.empty_like(dy)
 
         def relu_rows(rows: slice) -> None:   # as activations' relu gradient: dy Â· (z > 0)

@@ -30,6 +30,7 @@ MIN_PARALLEL_BYTES = 4 << 20
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_in_worker = threading.local()   # set in the pool's threads: a nested split runs there serially
 
 
 def thread_count() -> int:
@@ -48,24 +49,50 @@ def thread_count() -> int:
 def for_each_chunk(work: Callable[[slice], object], length: int, nbytes: int) -> None:
     """Call `work(rows)` for contiguous slices `rows` that cover range(length), concurrently.
 
-    `nbytes` is roughly the memory the whole work touches; below `MIN_PARALLEL_BYTES`, or on
-    one core, `work(slice(0, length))` runs alone on this thread. The first exception raised by
-    any slice is re-raised here after every slice has finished.
+    `nbytes` is roughly the memory the whole work touches; below `MIN_PARALLEL_BYTES`, on one
+    core, or when called from inside another split's slice, `work(slice(0, length))` runs alone
+    on this thread. Returns, or raises, only once every slice has finished (even on Ctrl-C, so
+    no slice is still writing when the caller handles it); of several errors, this thread's
+    comes first.
     """
     parts = min(thread_count(), length) if nbytes >= MIN_PARALLEL_BYTES else 1
-    if parts <= 1:
+    if parts <= 1 or getattr(_in_worker, "active", False):
         work(slice(0, length))
         return
     bounds = [length * part // parts for part in range(parts + 1)]
     slices = [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
-    futures = [_executor().submit(work, rows) for rows in slices[1:]]
+    futures, on_this_thread = [], [slices[0]]
+    for rows in slices[1:]:
+        try:
+            futures.append(_executor().submit(work, rows))
+        except RuntimeError:   # the interpreter is shutting down: no new threads
+            on_this_thread.append(rows)
+    errors = []
     try:
-        work(slices[0])
+        for rows in on_this_thread:
+            try:
+                work(rows)
+            except Exception as error:   # noqa: BLE001 - raised below, after the other slices
+                errors.append(error)
     finally:
-        errors = [future.exception() for future in futures]  # waits for every slice
-    for error in errors:
-        if error is not None:
-            raise error
+        errors += _wait(futures)
+    if errors:
+        raise errors[0]
+
+
+def _wait(futures: list) -> list[BaseException]:
+    """Wait for every future, through Ctrl-C too (re-raised once all are done); their errors."""
+    interrupted = None
+    for future in futures:
+        while True:
+            try:
+                future.exception()
+                break
+            except KeyboardInterrupt as interrupt:
+                interrupted = interrupt
+    if interrupted is not None:
+        raise interrupted
+    return [error for future in futures if (error := future.exception()) is not None]
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -74,6 +101,20 @@ def _executor() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max(thread_count() - 1, 1),
-                                       thread_name_prefix="layerctl-chunk")
+            _pool = ThreadPoolExecutor(max(thread_count() - 1, 1), "layerctl-chunk",
+                                       initializer=_mark_worker)
         return _pool
+
+
+def _mark_worker() -> None:
+    _in_worker.active = True
+
+
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start a new pool when needed."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
