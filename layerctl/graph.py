@@ -58,6 +58,27 @@ class Graph:
         self.output_mask: np.ndarray | None = None
         self.activity_penalty = 0.0
         self._fused = False
+        self._relu_pools = self._find_relu_pools()
+
+    def _find_relu_pools(self) -> dict[str, str]:
+        """{max pooling node: the relu layer it alone consumes}. In backward such a pool applies
+        that relu's gradient to its own small dy (dy · [pooled y > 0]; the winning cell of a
+        window is positive exactly when the window's max is) and the layer skips it on its
+        pool-size times larger output: the same numbers, one full-size pass fewer."""
+        by_name = {node.name: node for node in self.nodes}
+        pairs = {}
+        for node in self.nodes:
+            source = node.inputs[0] if len(node.inputs) == 1 else INPUT
+            if not getattr(node.layer, "applies_input_relu", False) or source == INPUT:
+                continue
+            producer = by_name[source].layer
+            if (getattr(producer, "leaves_relu_to_consumer", False)
+                    and producer.activation == "relu"
+                    and producer.activity_regularizer is None   # its penalty needs the relu
+                    and source != self.plan.output
+                    and [n.name for n in self._consumers[source]] == [node.name]):
+                pairs[node.name] = source
+        return pairs
 
     def _place(self, items, buffer: np.ndarray, grad_buffer: np.ndarray | None) -> None:
         offset = 0
@@ -196,6 +217,10 @@ class Graph:
                 )
             from_data = layer.skips_input_gradient and all(s == INPUT for s in node.inputs)
             extra = {"need_dx": False} if from_data else {}
+            if node.name in self._relu_pools:
+                extra["input_relu"] = True
+            elif node.name in self._relu_pools.values():
+                extra["relu_applied"] = True
             dx, grads = layer.backward(weights, self._caches[node.name], dy, **extra)
             if node.layer.trainable:
                 for name, grad in grads.items():

@@ -95,6 +95,70 @@ def test_gradients_masking_conv_and_dropout():
     check_graph(dropout, np.random.default_rng(4).normal(size=(5, 4)), training=True)
 
 
+RELU_POOLS_2D = """
+input_shape: [8, 8, 2]
+layers:
+  - {type: Conv2D, filters: 3, kernel_size: 3, padding: same, activation: relu, name: c1}
+  - {type: MaxPool, pool_size: 2, name: p1}
+  - {type: Conv2D, filters: 4, kernel_size: 2, activation: relu, data_format: channels_first,
+     name: c2}
+  - {type: MaxPooling2D, pool_size: 2, strides: 1, padding: same, data_format: channels_first,
+     name: p2}
+  - {type: Flatten}
+  - {type: Dense, units: 2}
+"""
+
+RELU_POOLS_1D = """
+input_shape: [10, 3]
+layers:
+  - {type: Dense, units: 4, activation: relu, name: d1}
+  - {type: MaxPooling1D, pool_size: 3, strides: 2, name: p1}
+  - {type: Conv1D, filters: 2, kernel_size: 2, activation: relu, name: c1}
+  - {type: MaxPooling1D, pool_size: 2, padding: same, name: p2}
+  - {type: Flatten, name: f1}
+  - {type: Conv1D, filters: 2, kernel_size: 2, activation: relu, inputs: [p1], name: c2}
+  - {type: MaxPooling1D, pool_size: 2, name: p3}
+  - {type: Flatten, name: f4}
+  - {type: Flatten, inputs: [c2], name: f2}
+  - {type: Dense, units: 2, activation: relu, activity_regularizer: l2, inputs: [p1], name: d2}
+  - {type: MaxPooling1D, pool_size: 2, name: p4}
+  - {type: Flatten, name: f3}
+  - {type: Concatenate, inputs: [f1, f4, f2, f3]}
+  - {type: Dense, units: 1}
+"""
+
+
+def test_pools_apply_the_relu_gradient_of_the_layer_they_alone_consume():
+    assert graph_of(RELU_POOLS_2D)._relu_pools == {"p1": "c1", "p2": "c2"}
+    # c2 also feeds f2 and d2 has an activity penalty: only d1 and c1 leave their relu
+    assert graph_of(RELU_POOLS_1D)._relu_pools == {"p1": "d1", "p2": "c1"}
+
+
+@pytest.mark.parametrize("text, shape", [(RELU_POOLS_2D, (3, 8, 8, 2)),
+                                         (RELU_POOLS_1D, (3, 10, 3))])
+def test_gradients_relu_then_max_pooling(text, shape):
+    check_graph(graph_of(text), np.random.default_rng(5).normal(size=shape))
+
+
+@pytest.mark.parametrize("text, shape", [(RELU_POOLS_2D, (16, 8, 8, 2)),
+                                         (RELU_POOLS_1D, (16, 10, 3))])
+def test_relu_left_to_the_pool_gives_the_same_gradients_bit_for_bit(text, shape):
+    x = np.random.default_rng(6).normal(size=shape).astype(np.float32)
+    projection = None
+    gradients = []
+    for fold in (True, False):
+        graph = graph_of(text, np.float32)
+        if not fold:
+            graph._relu_pools = {}   # every layer applies its own relu gradient
+        y = graph.forward(x, training=True)
+        if projection is None:
+            projection = np.random.default_rng(7).normal(size=y.shape).astype(np.float32)
+        graph.backward(projection)
+        gradients.append(graph.gradients.copy())
+    np.testing.assert_array_equal(gradients[0], gradients[1])
+    assert np.count_nonzero(gradients[0]) > 0.5 * gradients[0].size
+
+
 def test_fused_logits_skip_output_activation():
     graph = graph_of(SMALL_CNN)
     x = np.random.default_rng(1).normal(size=(2, 6, 6, 2))

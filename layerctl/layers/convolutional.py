@@ -22,7 +22,7 @@ from layerctl.layers.base import (
     lower_string,
     require_rank,
 )
-from layerctl.layers.core import KernelLayer, activate, activate_backward
+from layerctl.layers.core import KernelLayer, activate
 from layerctl.layers.pooling import from_channels_last, spatial_axes, to_channels_last
 
 IntOrTuple = int | list[int] | tuple[int, ...]
@@ -159,11 +159,11 @@ class _Conv(KernelLayer):
         y = activate(self.activation, z, overwrite=True, bias=bias)
         return y, (conv_cache, z, y)
 
-    def backward(self, weights, cache, dy, need_dx=True):
+    def backward(self, weights, cache, dy, need_dx=True, relu_applied=False):
         from layerctl.ops.conv import conv_backward
 
         conv_cache, z, y = cache
-        dz = to_channels_last(activate_backward(self.activation, z, y, dy), self.data_format)
+        dz = to_channels_last(self.activation_gradient(z, y, dy, relu_applied), self.data_format)
         dx, dkernel = conv_backward(conv_cache, dz, need_dx)
         grads = {"kernel": dkernel}
         if self.use_bias:

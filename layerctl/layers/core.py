@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from types import EllipsisType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -88,6 +88,14 @@ class KernelLayer(SingleInputLayer):
     kernel_constraint: Constraint | None = None
     bias_constraint: Constraint | None = None
 
+    # A max pooling layer consuming this one may apply its relu gradient (Graph._find_relu_pools)
+    leaves_relu_to_consumer: ClassVar[bool] = True
+
+    def activation_gradient(self, z: np.ndarray, y: np.ndarray, dy: np.ndarray,
+                            relu_applied: bool) -> np.ndarray:
+        """dz from dy, unless the consumer already applied the relu's gradient to dy."""
+        return dy if relu_applied else activate_backward(self.activation, z, y, dy)
+
     def kernel_and_bias(self, kernel_shape: tuple[int, ...], outputs: int) -> list[WeightSpec]:
         specs = [WeightSpec("kernel", kernel_shape, True, self.kernel_initializer,
                             self.kernel_regularizer, self.kernel_constraint)]
@@ -126,9 +134,9 @@ class Dense(KernelLayer):
         y = activate(self.activation, z, overwrite=True, bias=bias)  # z is ours: relu may reuse it
         return y, (x, z, y)
 
-    def backward(self, weights, cache, dy, need_dx=True):
+    def backward(self, weights, cache, dy, need_dx=True, relu_applied=False):
         x, z, y = cache
-        dz = activate_backward(self.activation, z, y, dy)
+        dz = self.activation_gradient(z, y, dy, relu_applied)
         flat_dz = dz.reshape(-1, self.units)
         grads = {"kernel": x.reshape(-1, x.shape[-1]).T @ flat_dz}
         if self.use_bias:

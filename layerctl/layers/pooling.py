@@ -48,6 +48,7 @@ class _MaxPooling(SingleInputLayer):
     data_format: DataFormat | None = None
 
     spatial_rank: ClassVar[int] = 0
+    applies_input_relu: ClassVar[bool] = True   # see Graph._find_relu_pools
 
     _lower = field_validator("padding", "data_format", mode="before")(lower_string)
 
@@ -96,12 +97,20 @@ class _MaxPooling(SingleInputLayer):
 
         y, cache = max_pool_forward(to_channels_last(x, self.data_format), self.pool_tuple(),
                                     self.stride_tuple(), self.padding)
-        return from_channels_last(y, self.data_format), cache
+        y = from_channels_last(y, self.data_format)
+        return y, (cache, y)
 
-    def backward(self, weights, cache, dy):
+    def backward(self, weights, cache, dy, input_relu=False):
+        """With `input_relu` (set by the graph) x was relu(z) of a layer that left its relu
+        gradient to this one: a window's dy reaches z only where the window's max is > 0.
+        (In a window holding NaN that drops the gradient the layer's relu would pass to the
+        first cell; the loss is NaN by then anyway.)"""
         from layerctl.ops.pool import max_pool_backward
 
-        dx = max_pool_backward(cache, to_channels_last(dy, self.data_format))
+        pool_cache, y = cache
+        if input_relu:
+            dy = dy * (y > 0)
+        dx = max_pool_backward(pool_cache, to_channels_last(dy, self.data_format))
         return from_channels_last(dx, self.data_format), {}
 
 
