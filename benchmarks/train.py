@@ -1,11 +1,14 @@
 """One training epoch of an MLP and a small CNN through layerctl's real `fit`, against PyTorch.
 
-    python benchmarks/train.py [--samples 60000] [--cnn-samples 60000] [--repeats 3]
+    python benchmarks/train.py [--samples 60000] [--cnn-samples 60000] [--turn-steps 20]
 
-Each run happens in its own subprocess so its peak RSS can be read. PyTorch (the oracle extra's
-torch==2.13.0, CPU, eager, threads = NumPy's) trains the same architecture with the same batch
-size and Adam. The engines alternate, `--repeats` times each, because a shared machine's speed
-drifts by tens of percent within a minute. Printed: median seconds per epoch, the
+Each engine trains in its own subprocess (so its peak RSS can be read): PyTorch (the oracle
+extra's torch==2.13.0, CPU, eager, threads = NumPy's) trains the same architecture with the same
+batch size and Adam. The two take turns: each runs `--turn-steps` steps of its epoch while the
+other waits on a pipe, and only running time is counted. A shared machine's speed drifts by tens
+of percent within a minute, so one whole epoch after the other measured the drift as much as the
+code (single pairs of CNN epochs gave ratios from 0.82 to 1.40 in one session); taking turns
+every second or so puts both engines under the same conditions. Printed: seconds per epoch, the
 layerctl/PyTorch time ratio (targets: MLP ≤ 0.9, CNN ≤ 1.25), and peak RSS against the data plus
 weights (target ≤ 2×).
 """
@@ -24,6 +27,32 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+class Turns:
+    """A child's side of taking turns: after every `steps` steps it reports how long it ran and
+    waits for the parent's next "go"; time spent waiting is not counted."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps, self.done, self.seconds = steps, 0, 0.0
+        print("ready", flush=True)
+        self._wait()
+
+    def step(self) -> None:
+        self.done += 1
+        if self.done % self.steps == 0:
+            self.seconds += time.perf_counter() - self._since
+            print("turn", flush=True)
+            self._wait()
+
+    def finish(self) -> float:
+        """Total running seconds, the last (partial) turn included."""
+        return self.seconds + time.perf_counter() - self._since
+
+    def _wait(self) -> None:
+        if sys.stdin.readline().strip() != "go":
+            sys.exit("benchmark child: the parent went away")
+        self._since = time.perf_counter()
+
+
 def synthetic(kind: str, samples: int):
     import numpy as np
 
@@ -34,7 +63,7 @@ def synthetic(kind: str, samples: int):
     return x, y
 
 
-def run_layerctl(kind: str, samples: int) -> dict:
+def run_layerctl(kind: str, samples: int, turn_steps: int) -> dict:
     import numpy as np
     from common import CNN, MLP, build
 
@@ -44,21 +73,25 @@ def run_layerctl(kind: str, samples: int) -> dict:
     from layerctl.training.runs import RunFolder
     from layerctl.training.spec import TrainSpec
 
+    class TurnTakingReporter(QuietReporter):
+        def step(self, done, loss):
+            turns.step()
+
     x, y = synthetic(kind, samples)
     spec, graph = build(MLP if kind == "mlp" else CNN)
     batch = 128 if kind == "mlp" else 64
     train_spec = TrainSpec(batch_size=batch, epochs=1, shuffle=True, seed=0)
     with tempfile.TemporaryDirectory() as folder:
         run = RunFolder(Path(folder))
-        started = time.perf_counter()
-        fit(graph, spec.compile, train_spec, Dataset(x, y, kind), None, run, QuietReporter(),
-            rng=np.random.default_rng(0))
-        seconds = time.perf_counter() - started
+        turns = Turns(turn_steps)
+        fit(graph, spec.compile, train_spec, Dataset(x, y, kind), None, run,
+            TurnTakingReporter(), rng=np.random.default_rng(0))
+        seconds = turns.finish()
     return {"seconds": seconds, "data_bytes": x.nbytes + y.nbytes,
             "weight_bytes": graph.trainable.nbytes + graph.frozen.nbytes}
 
 
-def run_torch(kind: str, samples: int, threads: int) -> dict:
+def run_torch(kind: str, samples: int, threads: int, turn_steps: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -78,7 +111,7 @@ def run_torch(kind: str, samples: int, threads: int) -> dict:
     labels = torch.from_numpy(y)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     loss_fn = torch.nn.CrossEntropyLoss()
-    started = time.perf_counter()
+    turns = Turns(turn_steps)
     order = torch.randperm(samples)
     for start in range(0, samples, batch):
         index = order[start:start + batch]
@@ -86,7 +119,8 @@ def run_torch(kind: str, samples: int, threads: int) -> dict:
         loss = loss_fn(model(inputs[index]), labels[index])
         loss.backward()
         optimizer.step()
-    return {"seconds": time.perf_counter() - started}
+        turns.step()
+    return {"seconds": turns.finish()}
 
 
 def child(args) -> None:
@@ -95,17 +129,46 @@ def child(args) -> None:
 
         configure_blas()  # as `layerctl train` does, before NumPy loads
     sys.path.insert(0, str(HERE))
-    result = (run_layerctl(args.kind, args.samples) if args.engine == "layerctl"
-              else run_torch(args.kind, args.samples, args.threads))
+    result = (run_layerctl(args.kind, args.samples, args.turn_steps) if args.engine == "layerctl"
+              else run_torch(args.kind, args.samples, args.threads, args.turn_steps))
     result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps(result))
+    print(json.dumps(result), flush=True)
 
 
-def measure(engine: str, kind: str, samples: int, threads: int) -> dict:
-    command = [sys.executable, __file__, "--child", engine, "--kind", kind,
-               "--samples", str(samples), "--threads", str(threads)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def measure_taking_turns(kind: str, samples: int, threads: int, turn_steps: int) -> dict:
+    """Both engines' epochs, run in alternating turns (which engine goes first alternates too);
+    each engine's result as its child reports it."""
+    children = {
+        engine: subprocess.Popen(
+            [sys.executable, __file__, "--child", engine, "--kind", kind, "--samples",
+             str(samples), "--threads", str(threads), "--turn-steps", str(turn_steps)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for engine in ("layerctl", "torch")}
+    for engine, child_process in children.items():
+        _expect(child_process, engine, "ready")
+    results: dict[str, dict] = {}
+    turn = 0
+    while len(results) < len(children):
+        engines = [engine for engine in children if engine not in results]
+        for engine in engines if turn % 2 == 0 else engines[::-1]:
+            child_process = children[engine]
+            child_process.stdin.write("go\n")
+            child_process.stdin.flush()
+            line = _expect(child_process, engine)
+            if line != "turn":
+                results[engine] = json.loads(line)
+                child_process.stdin.close()
+                child_process.wait()
+        turn += 1
+    return results
+
+
+def _expect(child_process: subprocess.Popen, engine: str, wanted: str | None = None) -> str:
+    line = child_process.stdout.readline().strip()
+    if not line or (wanted and line != wanted):
+        child_process.kill()
+        sys.exit(f"the {engine} benchmark child failed (said {line!r}); its error is above")
+    return line
 
 
 def main() -> None:
@@ -115,8 +178,8 @@ def main() -> None:
     parser.add_argument("--child", choices=["layerctl", "torch"])
     parser.add_argument("--kind", choices=["mlp", "cnn"])
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="runs per engine, interleaved; the medians are compared")
+    parser.add_argument("--turn-steps", type=int, default=20,
+                        help="steps each engine runs per turn (about a second for the CNN)")
     args = parser.parse_args()
     if args.child:
         args.engine = args.child
@@ -129,34 +192,15 @@ def main() -> None:
     print(f"NumPy BLAS threads: {threads} (PyTorch uses the same)")
     targets = {"mlp": 0.9, "cnn": 1.25}
     for kind, samples in (("mlp", args.samples), ("cnn", args.cnn_samples)):
-        ours, theirs = measure_pairs(kind, samples, threads, args.repeats)
-        ratios = [a / b for a, b in zip(ours["runs"], theirs["runs"], strict=True)]
+        results = measure_taking_turns(kind, samples, threads, args.turn_steps)
+        ours, theirs = results["layerctl"], results["torch"]
         ratio = ours["seconds"] / theirs["seconds"]
         budget = ours["data_bytes"] + ours["weight_bytes"]
-        spread = (f" (pairs {min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else "")
         print(f"{kind.upper()}: {samples} samples, one epoch: layerctl {ours['seconds']:.2f} s, "
-              f"PyTorch {theirs['seconds']:.2f} s, ratio {ratio:.2f}{spread} "
-              f"(target ≤ {targets[kind]}); peak RSS {ours['peak_rss'] / 2**20:.0f} MiB = "
+              f"PyTorch {theirs['seconds']:.2f} s, ratio {ratio:.2f} (target ≤ {targets[kind]}); "
+              f"peak RSS {ours['peak_rss'] / 2**20:.0f} MiB = "
               f"{ours['peak_rss'] / budget:.2f}× data+weights ({budget / 2**20:.0f} MiB; "
               "target ≤ 2)")
-
-
-def measure_pairs(kind: str, samples: int, threads: int, repeats: int) -> tuple[dict, dict]:
-    """Run both engines `repeats` times, alternating which goes first, so a slow spell of a
-    shared machine hits both alike; return each engine's median run (with all run times)."""
-    runs: dict[str, list[dict]] = {"layerctl": [], "torch": []}
-    for repeat in range(repeats):
-        order = ("layerctl", "torch") if repeat % 2 == 0 else ("torch", "layerctl")
-        for engine in order:
-            runs[engine].append(measure(engine, kind, samples, threads))
-    medians = []
-    for engine in ("layerctl", "torch"):
-        results = sorted(runs[engine], key=lambda result: result["seconds"])
-        median = dict(results[len(results) // 2])
-        median["runs"] = [result["seconds"] for result in runs[engine]]
-        median["peak_rss"] = max(result["peak_rss"] for result in results)
-        medians.append(median)
-    return medians[0], medians[1]
 
 if __name__ == "__main__":
     main()
