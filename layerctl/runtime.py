@@ -11,9 +11,11 @@ OpenBLAS's worker threads also spin on their cores for about 2^28 cycles (a tent
 after every matmul before they sleep. Between two matmuls of a training step layerctl runs its
 memory-bound work (pooling, im2col copies, activations) on every core (`layerctl.ops.parallel`),
 and a spinning BLAS thread takes the core that work needs: measured, the split gained nothing
-until the spin was cut to 2^16 cycles (~25 µs), after which a split pooling pass ran ~1.8× as
-fast. `configure_blas` sets that through OpenBLAS's documented environment variable, which it
-reads only when it loads, so the command line calls it before anything imports NumPy.
+until the spin was cut. Too short a spin costs the other way: an LSTM's small matmuls, a few
+hundred µs apart, then wait for sleeping threads to wake (a step 10 % slower at 2^16 cycles).
+2^20 cycles (~0.4 ms) kept both: CNN steps as fast as at 2^16, LSTM steps as fast as at 2^28.
+`configure_blas` sets that through OpenBLAS's documented environment variable, which it reads
+only when it loads, so the command line calls it before anything imports NumPy.
 """
 
 from __future__ import annotations
@@ -30,13 +32,13 @@ MMAP_THRESHOLD_MAX = 32 * 1024 * 1024   # glibc's largest accepted value on 64-b
 TRIM_THRESHOLD = 512 * 1024 * 1024
 
 # OpenBLAS idles this many cycles, as a power of two, before its threads sleep (default 28).
-BLAS_THREAD_TIMEOUT = "16"
+BLAS_THREAD_TIMEOUT = "20"
 
 _tuned = False
 
 
 def configure_blas() -> bool:
-    """Let OpenBLAS's idle threads sleep after ~25 µs instead of spinning; a value the user set
+    """Let OpenBLAS's idle threads sleep after ~0.4 ms instead of ~0.1 s; a value the user set
     is kept. Only effective before NumPy is imported; True when it was in time."""
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
     return "numpy" not in sys.modules

@@ -285,7 +285,7 @@ def test_command_line_shortens_blas_spin_before_numpy_loads(tmp_path):
              "    layerctl.cli.main()\n"
              "except SystemExit:\n"
              "    print(os.environ['OPENBLAS_THREAD_TIMEOUT'])\n")
-    for preset, expected in ((None, "16"), ("20", "20")):
+    for preset, expected in ((None, "20"), ("16", "16")):
         environment = dict(os.environ)
         environment.pop("OPENBLAS_THREAD_TIMEOUT", None)
         if preset:
