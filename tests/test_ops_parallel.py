@@ -60,9 +60,46 @@ def test_slices_cover_the_range_once(split_three_ways, length):
 
 def test_split_uses_other_threads(split_three_ways):
     names = set()
-    parallel.for_each_chunk(lambda rows: names.add(threading.current_thread().name), 9, 1)
+
+    def work(rows):
+        names.add(threading.current_thread().name)
+        time.sleep(0.02)   # long enough for the pool's threads to claim slices too
+
+    parallel.for_each_chunk(work, 9, 1)
     assert threading.current_thread().name in names
     assert any(name.startswith("layerctl-chunk") for name in names)
+
+
+def test_a_late_thread_leaves_its_slices_to_the_others(split_three_ways, monkeypatch):
+    """Slices are claimed, not assigned: if the pool's threads cannot start (their cores busy),
+    this thread runs every slice instead of waiting for them."""
+    release = threading.Event()
+
+    class LatePool:
+        def submit(self, function):
+            from concurrent.futures import Future
+
+            future = Future()
+
+            def late():
+                release.wait(timeout=5)
+                function()
+                future.set_result(None)
+
+            threading.Thread(target=late, daemon=True).start()
+            return future
+
+    monkeypatch.setattr(parallel, "_executor", LatePool)
+    caller = threading.current_thread()
+    ran = []
+
+    def work(rows):
+        ran.append((rows.start, threading.current_thread() is caller))
+        if len(ran) == 9:
+            release.set()   # only now do the late threads get going: nothing is left
+
+    parallel.for_each_chunk(work, 9, 1)
+    assert sorted(ran) == [(start, True) for start in range(9)]
 
 
 def test_small_work_stays_on_the_calling_thread(monkeypatch):
@@ -72,33 +109,34 @@ def test_small_work_stays_on_the_calling_thread(monkeypatch):
     assert calls == [slice(0, 64)]
 
 
-@pytest.mark.parametrize("failing_start", [0, 3, 6])
+@pytest.mark.parametrize("failing_start", [0, 4, 8])
 def test_an_error_in_any_slice_is_raised_after_all_slices_finish(split_three_ways, failing_start):
     finished = []
 
     def work(rows):
         if rows.start == failing_start:
             raise ValueError(f"slice {rows.start}")
-        time.sleep(0.05)   # the failing slice is long done: raising early would miss these
+        time.sleep(0.02)   # the failing slice is long done: raising early would miss these
         finished.append(rows.start)
 
     with pytest.raises(ValueError, match=f"slice {failing_start}"):
         parallel.for_each_chunk(work, 9, nbytes=1)
-    assert sorted(finished) == sorted({0, 3, 6} - {failing_start})
+    assert sorted(finished) == sorted(set(range(9)) - {failing_start})
 
 
 def test_ctrl_c_in_this_threads_slice_waits_for_the_other_slices(split_three_ways):
     finished = []
+    caller = threading.current_thread()
 
     def work(rows):
-        if rows.start == 0:
+        if threading.current_thread() is caller:
             raise KeyboardInterrupt
-        time.sleep(0.05)
+        time.sleep(0.02)
         finished.append(rows.start)
 
     with pytest.raises(KeyboardInterrupt):
         parallel.for_each_chunk(work, 9, nbytes=1)
-    assert sorted(finished) == [3, 6]
+    assert len(finished) == 8   # every slice but the interrupted one, all done
 
 
 def test_a_split_inside_a_slice_runs_serially_instead_of_deadlocking(split_three_ways):
@@ -132,7 +170,7 @@ def test_when_no_thread_can_start_every_slice_runs_here(split_three_ways, monkey
     monkeypatch.setattr(parallel, "_executor", ShutDown)
     calls = []
     parallel.for_each_chunk(calls.append, 9, nbytes=1)
-    assert calls == [slice(0, 3), slice(3, 6), slice(6, 9)]
+    assert calls == [slice(start, start + 1) for start in range(9)]
 
 
 def test_a_forked_child_starts_its_own_threads(tmp_path):
@@ -147,7 +185,7 @@ def test_a_forked_child_starts_its_own_threads(tmp_path):
         "if pid == 0:\n"
         "    seen.clear()\n"
         "    parallel.for_each_chunk(seen.append, 4, 1)\n"
-        "    os._exit(0 if sorted(s.start for s in seen) == [0, 2] else 3)\n"
+        "    os._exit(0 if sorted(s.start for s in seen) == [0, 1, 2, 3] else 3)\n"
         "_, status = os.waitpid(pid, 0)\n"
         "sys.exit(os.waitstatus_to_exitcode(status))\n")
     done = subprocess.run([sys.executable, "-c", probe], timeout=60, cwd=tmp_path)

@@ -1,11 +1,11 @@
-"""Run memory-bound NumPy work on every core, one contiguous slice of the batch per thread.
+"""Run memory-bound NumPy work on every core, in contiguous slices of the batch.
 
 NumPy's ufuncs and copies run on the calling thread only, so in a training step the matmuls use
 every core (BLAS is threaded) while pooling, im2col copies, bias adds and activations leave all
 but one idle, bounded by what a single core can pull from memory. These ops are independent
-across samples, so `for_each_chunk` splits the leading (batch) axis into one contiguous slice
-per core and runs the slices at once: NumPy releases the GIL inside its loops. The caller's
-thread takes the first slice, so a one-core machine or a small array costs no thread hand-off.
+across samples, so `for_each_chunk` splits the leading (batch) axis into a few contiguous slices
+per core, which the caller's thread and the pool's claim in turn and run at once (NumPy releases
+the GIL inside its loops). A one-core machine or a small array costs no thread hand-off.
 
 Every slice computes exactly what the whole array would (elementwise work, in the same order),
 so results are bit-identical whatever the thread count. Work handed to `for_each_chunk` must
@@ -16,6 +16,7 @@ that they do not spin on the cores these slices need.)
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 # Below this many bytes touched, handing work to another thread costs more than it saves
 # (measured here: a hand-off takes 40-90 µs, and a 1.6 MB relu ran no faster split in two).
 MIN_PARALLEL_BYTES = 4 << 20
+# Slices per thread: more balance a late thread better, fewer cost fewer NumPy calls.
+SLICES_PER_THREAD = 3
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -47,33 +50,42 @@ def thread_count() -> int:
 
 
 def for_each_chunk(work: Callable[[slice], object], length: int, nbytes: int) -> None:
-    """Call `work(rows)` for contiguous slices `rows` that cover range(length), concurrently.
+    """Call `work(rows)` once for each of a few contiguous slices `rows` that cover
+    range(length), on this thread and the pool's at once.
 
     `nbytes` is roughly the memory the whole work touches; below `MIN_PARALLEL_BYTES`, on one
     core, or when called from inside another split's slice, `work(slice(0, length))` runs alone
-    on this thread. Returns, or raises, only once every slice has finished (even on Ctrl-C, so
-    no slice is still writing when the caller handles it); of several errors, this thread's
-    comes first.
+    on this thread. Slices are claimed one at a time, a few per thread, so a thread that starts
+    late (its core still busy, e.g. with a BLAS thread spinning after a matmul) takes fewer and
+    the split is never much slower than one thread. Returns, or raises, only once no slice is
+    running (even on Ctrl-C, so nothing still writes when the caller handles it); of several
+    errors, this thread's comes first.
     """
-    parts = min(thread_count(), length) if nbytes >= MIN_PARALLEL_BYTES else 1
-    if parts <= 1 or getattr(_in_worker, "active", False):
+    threads = min(thread_count(), length) if nbytes >= MIN_PARALLEL_BYTES else 1
+    if threads <= 1 or getattr(_in_worker, "active", False):
         work(slice(0, length))
         return
-    bounds = [length * part // parts for part in range(parts + 1)]
+    count = min(length, threads * SLICES_PER_THREAD)
+    bounds = [length * index // count for index in range(count + 1)]
     slices = [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
-    futures, on_this_thread = [], [slices[0]]
-    for rows in slices[1:]:
+    claims = itertools.count()   # next() on it is atomic under the GIL: each slice runs once
+
+    def claim_and_run() -> None:
+        while (index := next(claims)) < len(slices):
+            work(slices[index])
+
+    futures = []
+    for _ in range(threads - 1):
         try:
-            futures.append(_executor().submit(work, rows))
-        except RuntimeError:   # the interpreter is shutting down: no new threads
-            on_this_thread.append(rows)
+            futures.append(_executor().submit(claim_and_run))
+        except RuntimeError:   # the interpreter is shutting down: this thread runs them all
+            break
     errors = []
     try:
-        for rows in on_this_thread:
-            try:
-                work(rows)
-            except Exception as error:   # noqa: BLE001 - raised below, after the other slices
-                errors.append(error)
+        try:
+            claim_and_run()
+        except Exception as error:   # noqa: BLE001 - raised below, after the other slices
+            errors.append(error)
     finally:
         errors += _wait(futures)
     if errors:
