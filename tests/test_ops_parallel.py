@@ -22,9 +22,11 @@ from layerctl.training.optimizers import make_optimizer, parse_optimizer
 
 @pytest.fixture
 def split_three_ways(monkeypatch):
-    """Every op splits, whatever its size, into three slices (an odd count: uneven bounds)."""
+    """Every op splits, whatever its size, on three threads claiming three slices each (so a
+    length of 9 gives 9 one-row slices)."""
     monkeypatch.setenv("LAYERCTL_NUM_THREADS", "3")
     monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(parallel, "SLICES_PER_THREAD", 3)
 
 
 def run_serial_and_split(monkeypatch, compute):
