@@ -1,16 +1,16 @@
 """One training epoch of an MLP and a small CNN through layerctl's real `fit`, against PyTorch.
 
-    python benchmarks/train.py [--samples 60000] [--cnn-samples 60000] [--turn-steps 20]
+    python benchmarks/train.py [--samples 60000] [--cnn-samples 60000] [--turn-seconds 0.5]
 
 Each engine trains in its own subprocess (so its peak RSS can be read): PyTorch (the oracle
 extra's torch==2.13.0, CPU, eager, threads = NumPy's) trains the same architecture with the same
-batch size and Adam. The two take turns: each runs `--turn-steps` steps of its epoch while the
-other waits on a pipe, and only running time is counted. A shared machine's speed drifts by tens
-of percent within a minute, so one whole epoch after the other measured the drift as much as the
-code (single pairs of CNN epochs gave ratios from 0.82 to 1.40 in one session); taking turns
-every second or so puts both engines under the same conditions. Printed: seconds per epoch, the
-layerctl/PyTorch time ratio (targets: MLP ≤ 0.9, CNN ≤ 1.25), and peak RSS against the data plus
-weights (target ≤ 2×).
+batch size and Adam. The two take turns: each runs its epoch for `--turn-seconds` (to the end of
+a step) while the other waits on a pipe, and only running time is counted. A shared machine's
+speed drifts by tens of percent within a minute, so one whole epoch after the other measured the
+drift as much as the code (single pairs of CNN epochs gave ratios from 0.82 to 1.40 in one
+session); taking turns every half second puts both engines under the same conditions. Printed:
+seconds per epoch, the layerctl/PyTorch time ratio (targets: MLP ≤ 0.9, CNN ≤ 1.25), and peak
+RSS against the data plus weights (target ≤ 2×).
 """
 
 from __future__ import annotations
@@ -28,18 +28,18 @@ HERE = Path(__file__).resolve().parent
 
 
 class Turns:
-    """A child's side of taking turns: after every `steps` steps it reports how long it ran and
-    waits for the parent's next "go"; time spent waiting is not counted."""
+    """A child's side of taking turns: after the first step that ends `length` seconds into its
+    turn it reports and waits for the parent's next "go"; time spent waiting is not counted."""
 
-    def __init__(self, steps: int) -> None:
-        self.steps, self.done, self.seconds = steps, 0, 0.0
+    def __init__(self, length: float) -> None:
+        self.length, self.seconds = length, 0.0
         print("ready", flush=True)
         self._wait()
 
     def step(self) -> None:
-        self.done += 1
-        if self.done % self.steps == 0:
-            self.seconds += time.perf_counter() - self._since
+        ran = time.perf_counter() - self._since
+        if ran >= self.length:
+            self.seconds += ran
             print("turn", flush=True)
             self._wait()
 
@@ -63,7 +63,7 @@ def synthetic(kind: str, samples: int):
     return x, y
 
 
-def run_layerctl(kind: str, samples: int, turn_steps: int) -> dict:
+def run_layerctl(kind: str, samples: int, turn_seconds: float) -> dict:
     import numpy as np
     from common import CNN, MLP, build
 
@@ -83,7 +83,7 @@ def run_layerctl(kind: str, samples: int, turn_steps: int) -> dict:
     train_spec = TrainSpec(batch_size=batch, epochs=1, shuffle=True, seed=0)
     with tempfile.TemporaryDirectory() as folder:
         run = RunFolder(Path(folder))
-        turns = Turns(turn_steps)
+        turns = Turns(turn_seconds)
         fit(graph, spec.compile, train_spec, Dataset(x, y, kind), None, run,
             TurnTakingReporter(), rng=np.random.default_rng(0))
         seconds = turns.finish()
@@ -91,7 +91,7 @@ def run_layerctl(kind: str, samples: int, turn_steps: int) -> dict:
             "weight_bytes": graph.trainable.nbytes + graph.frozen.nbytes}
 
 
-def run_torch(kind: str, samples: int, threads: int, turn_steps: int) -> dict:
+def run_torch(kind: str, samples: int, threads: int, turn_seconds: float) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -111,7 +111,7 @@ def run_torch(kind: str, samples: int, threads: int, turn_steps: int) -> dict:
     labels = torch.from_numpy(y)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     loss_fn = torch.nn.CrossEntropyLoss()
-    turns = Turns(turn_steps)
+    turns = Turns(turn_seconds)
     order = torch.randperm(samples)
     for start in range(0, samples, batch):
         index = order[start:start + batch]
@@ -129,19 +129,19 @@ def child(args) -> None:
 
         configure_blas()  # as `layerctl train` does, before NumPy loads
     sys.path.insert(0, str(HERE))
-    result = (run_layerctl(args.kind, args.samples, args.turn_steps) if args.engine == "layerctl"
-              else run_torch(args.kind, args.samples, args.threads, args.turn_steps))
+    result = (run_layerctl(args.kind, args.samples, args.turn_seconds) if args.engine == "layerctl"
+              else run_torch(args.kind, args.samples, args.threads, args.turn_seconds))
     result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps(result), flush=True)
 
 
-def measure_taking_turns(kind: str, samples: int, threads: int, turn_steps: int) -> dict:
+def measure_taking_turns(kind: str, samples: int, threads: int, turn_seconds: float) -> dict:
     """Both engines' epochs, run in alternating turns (which engine goes first alternates too);
     each engine's result as its child reports it."""
     children = {
         engine: subprocess.Popen(
             [sys.executable, __file__, "--child", engine, "--kind", kind, "--samples",
-             str(samples), "--threads", str(threads), "--turn-steps", str(turn_steps)],
+             str(samples), "--threads", str(threads), "--turn-seconds", str(turn_seconds)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         for engine in ("layerctl", "torch")}
     for engine, child_process in children.items():
@@ -178,8 +178,8 @@ def main() -> None:
     parser.add_argument("--child", choices=["layerctl", "torch"])
     parser.add_argument("--kind", choices=["mlp", "cnn"])
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--turn-steps", type=int, default=20,
-                        help="steps each engine runs per turn (about a second for the CNN)")
+    parser.add_argument("--turn-seconds", type=float, default=0.5,
+                        help="how long each engine runs per turn")
     args = parser.parse_args()
     if args.child:
         args.engine = args.child
@@ -192,7 +192,7 @@ def main() -> None:
     print(f"NumPy BLAS threads: {threads} (PyTorch uses the same)")
     targets = {"mlp": 0.9, "cnn": 1.25}
     for kind, samples in (("mlp", args.samples), ("cnn", args.cnn_samples)):
-        results = measure_taking_turns(kind, samples, threads, args.turn_steps)
+        results = measure_taking_turns(kind, samples, threads, args.turn_seconds)
         ours, theirs = results["layerctl"], results["torch"]
         ratio = ours["seconds"] / theirs["seconds"]
         budget = ours["data_bytes"] + ours["weight_bytes"]
