@@ -36,7 +36,7 @@ from layerctl.regularizers import Regularizer
 def activate(name: str | None, z: np.ndarray, overwrite: bool = False,
              bias: np.ndarray | None = None) -> np.ndarray:
     """activation(z + bias); with `overwrite` (the caller owns z and needs it no more) the bias
-    and relu are applied inside z, sparing full-size temporaries, one batch slice per core.
+    and relu are applied inside z, sparing full-size temporaries, in batch slices on every core.
     relu's backward reads only the sign of its input, which y = max(z, 0) keeps, so such callers
     may pass y as z to `activate_backward`.
     """
@@ -61,7 +61,7 @@ def activate(name: str | None, z: np.ndarray, overwrite: bool = False,
 
 
 def activate_backward(name: str | None, z: np.ndarray, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """dz from dy; relu's (the common case) runs one batch slice per core."""
+    """dz from dy; relu's (the common case) runs in batch slices on every core."""
     if name in (None, "linear"):
         return dy
     if name == "relu" and dy.shape == z.shape and dy.ndim >= 2:

@@ -7,10 +7,10 @@ never wins. The forward pass walks the pool taps (k_h·k_w iterations, each one 
 the whole batch) twice: once for the running max, once for the index of the first tap (in
 row-major window order) that holds it, so ties go to the first occurrence as TensorFlow does. NaN
 propagates, as in TF and PyTorch (a NaN window sends its gradient to its first cell). The cache
-is that small unsigned index array (uint8 up to 256 taps). Both passes run on slices of the batch
-at once (`layerctl.ops.parallel`). Backward routes dy to the winning tap
+is that small unsigned index array (uint8 up to 256 taps). Backward routes dy to the winning tap
 of each window with one strided write per tap, or one strided add when windows overlap
-(stride < pool), so shared cells accumulate every window's gradient.
+(stride < pool), so shared cells accumulate every window's gradient. Both passes run on slices of
+the batch at once (`layerctl.ops.parallel`).
 """
 
 from __future__ import annotations
@@ -85,15 +85,16 @@ def max_pool_backward(cache: tuple, dy: np.ndarray) -> np.ndarray:
     taps = list(geometry.taps())
 
     def route_rows(rows: slice) -> None:
-        is_winner = np.empty(winner[rows].shape, bool)
-        routed = np.empty(dy[rows].shape, dy.dtype) if overlapping else None
+        winners, gradient, dx_part = winner[rows], dy[rows], dx_padded[rows]
+        is_winner = np.empty(winners.shape, bool)
+        routed = np.empty(gradient.shape, dy.dtype) if overlapping else None
         for tap, slices in taps:
-            np.equal(winner[rows], tap, out=is_winner)
-            target = dx_padded[rows][(slice(None), *slices)]
+            np.equal(winners, tap, out=is_winner)
+            target = dx_part[(slice(None), *slices)]
             if overlapping:
-                target += np.multiply(dy[rows], is_winner, out=routed)
+                target += np.multiply(gradient, is_winner, out=routed)
             else:
-                np.multiply(dy[rows], is_winner, out=target)
+                np.multiply(gradient, is_winner, out=target)
 
     for_each_chunk(route_rows, x_shape[0], 2 * dx_padded.nbytes)
     return np.ascontiguousarray(geometry.unpad(dx_padded))

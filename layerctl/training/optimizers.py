@@ -4,7 +4,7 @@ The graph keeps every trainable weight as a view into one contiguous array, and 
 likewise, so an optimizer step is a handful of whole-buffer NumPy operations written into
 preallocated buffers (`out=`), not a Python loop over variables: the flat in-place Adam measured
 about 7x faster than a per-array one with temporaries (`benchmarks/optimizer.py`). Large buffers
-are updated one slice per core (`layerctl.ops.parallel`): the rules are elementwise.
+are updated in slices on every core (`layerctl.ops.parallel`): the rules are elementwise.
 
 This module owns the optimizer specs (`sgd`, `adam`, `adamw`, `rmsprop`, `adagrad`, with Keras's
 argument names, defaults and update rules from `keras/src/optimizers/*.py`) and `FlatOptimizer`,
@@ -303,7 +303,7 @@ class FlatOptimizer:
         grads = self._clip(grads)   # norms need the whole buffer: before the split
         step = self.iterations + 1
 
-        # Decay and update are elementwise, so a slice per core computes the same bits.
+        # Decay and update are elementwise, so updating slices at once computes the same bits.
         def update_part(part: slice) -> None:
             slots = {name: slot[part] for name, slot in self.slots.items()}
             self._decay_weights(params[part], lr, part)
