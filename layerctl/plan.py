@@ -162,20 +162,8 @@ def _place(
     argument = list(in_shapes) if multi else in_shapes[0]
     output_shape = layer.output_shape(argument)
     weights = tuple(layer.weight_specs(argument))
-    emits_mask = _emits_mask(layer, receives_mask)
+    emits_mask = layer.emits_mask(receives_mask)
     return Node(layer, index, inputs, in_shapes, output_shape, receives_mask, emits_mask, weights)
-
-
-def _emits_mask(layer: Layer, receives_mask: bool) -> bool:
-    """Whether the layer's output carries a mask (decided from the types, not from data)."""
-    kind = layer.keras_class
-    if kind == "Masking":
-        return True
-    if kind == "Embedding":
-        return bool(getattr(layer, "mask_zero", False))
-    if kind == "LSTM":
-        return receives_mask and bool(getattr(layer, "return_sequences", False))
-    return receives_mask and layer.supports_masking
 
 
 class _Locator:

@@ -119,7 +119,8 @@ def _float_input(g: OnnxGraph, values: dict[str, str]) -> str:
 
 
 def _masks_needed(plan: Plan) -> set[str]:
-    """Layers whose output mask some LSTM reads, directly or through layers passing it on."""
+    """Layers whose output mask some mask reader (an LSTM) reads, directly or through layers
+    passing it on."""
     needed: set[str] = set()
     for node in reversed(plan.nodes):
         for consumer in plan.nodes:
@@ -127,7 +128,7 @@ def _masks_needed(plan: Plan) -> set[str]:
                 continue
             passes_on = consumer.emits_mask and consumer.layer.keras_class not in (
                 "Masking", "Embedding")
-            if consumer.layer.keras_class == "LSTM" or (passes_on and consumer.name in needed):
+            if consumer.layer.reads_mask or (passes_on and consumer.name in needed):
                 needed.add(node.name)
     return needed
 

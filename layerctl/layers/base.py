@@ -79,6 +79,7 @@ class Layer(Frozen):
 
     keras_class: ClassVar[str] = ""  # the class name summaries show
     supports_masking: ClassVar[bool] = False
+    reads_mask: ClassVar[bool] = False  # the mask changes its numbers (LSTM), not only passes on
     integer_input: ClassVar[bool] = False
     # backward() accepts need_dx=False, skipping the input gradient of a layer fed by data
     skips_input_gradient: ClassVar[bool] = False  # takes indices (Embedding), not features
@@ -114,6 +115,11 @@ class Layer(Frozen):
         return self
 
     # ---- math ----------------------------------------------------------------------------
+    def emits_mask(self, receives_mask: bool) -> bool:
+        """Whether the output carries a mask, decided from the types, not from data (the plan
+        and the ONNX export need it before any data is seen). Mask makers override it."""
+        return receives_mask and self.supports_masking
+
     def output_mask(self, x: Any, mask: Any) -> Any:
         """The mask passed to the next layers: unchanged when the layer supports masking."""
         return mask if self.supports_masking else None

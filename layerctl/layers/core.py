@@ -218,6 +218,9 @@ class Masking(SingleInputLayer):
     keras_class = "Masking"
     supports_masking = True
 
+    def emits_mask(self, receives_mask: bool) -> bool:
+        return True
+
     def output_shape(self, input_shape: Shape) -> Shape:
         require_rank(input_shape, minimum=2)
         return input_shape

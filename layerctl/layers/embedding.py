@@ -59,6 +59,9 @@ class Embedding(Layer):
                                 f"[0, {self.input_dim}); raise input_dim or check the data")
         return indices
 
+    def emits_mask(self, receives_mask: bool) -> bool:
+        return self.mask_zero
+
     def output_mask(self, x, mask):
         return (x != 0) if self.mask_zero else None
 

@@ -72,6 +72,7 @@ class LSTM(SingleInputLayer):
 
     keras_class = "LSTM"
     supports_masking = True
+    reads_mask = True
 
     @field_validator("activation", "recurrent_activation", mode="after")
     @classmethod
@@ -116,6 +117,9 @@ class LSTM(SingleInputLayer):
         bias = initializers.initialize(self.bias_initializer, (4 * u,), rng, dtype)
         bias[u:2 * u] = 1
         return bias
+
+    def emits_mask(self, receives_mask: bool) -> bool:
+        return receives_mask and self.return_sequences
 
     def output_mask(self, x, mask):
         return mask if self.return_sequences else None
