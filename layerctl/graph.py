@@ -56,6 +56,7 @@ class Graph:
         }
         self._caches: dict[str, Any] = {}
         self.output_mask: np.ndarray | None = None
+        self.values: dict[str, np.ndarray] = {}
         self.activity_penalty = 0.0
         self._fused = False
         self._relu_pools = self._find_relu_pools()
@@ -191,6 +192,7 @@ class Graph:
                 self.activity_penalty += regularizers.penalty(activity, y) / max(y.shape[0], 1)
                 self._activity_outputs[node.name] = y
         self.output_mask = masks[self.plan.output]
+        self.values = values  # every node's output of this batch (Normalization's adapt reads it)
         return values[self.plan.output]
 
     def _layer_for(self, node: Node):
