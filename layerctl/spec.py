@@ -8,15 +8,25 @@ with a did-you-mean. All problems of a file are raised together in one `SpecErro
 
 from __future__ import annotations
 
+import functools
+from dataclasses import replace
 from pathlib import Path as FilePath
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from layerctl.config import CHOICE_MODELS, Frozen
 from layerctl.errors import Location, Problem, SpecError, did_you_mean
-from layerctl.layers import LAYER_TYPES, AnyLayer, layer_class
-from layerctl.layers.base import DataFormat, PositiveInt, lower_string
+from layerctl.layers import LAYER_CLASSES, LAYER_TYPES, layer_class, layer_tag
+from layerctl.layers.base import DataFormat, LayerInputs, PositiveInt, lower_string
 from layerctl.legacy import LEGACY_TRAIN_KEYS, legacy_hint
 from layerctl.training.spec import CompileSpec, TrainSpec
 from layerctl.yamlmarks import Marks, load_yaml
@@ -26,8 +36,83 @@ MAX_SPEC_BYTES = 1_000_000
 SCHEMA_COMMENT = "# yaml-language-server: $schema="
 
 
+InputDtype = Literal["float32", "float64", "int32", "int64", "uint8", "int8", "int16", "bool"]
+
+
+class InputSpec(Frozen):
+    """One model input (DESIGN §3b): its name, shape without the batch axis, and dtype."""
+
+    name: str = Field(description="The name layers use in `inputs:` and data files use as key.")
+    shape: tuple[PositiveInt | None, ...] = Field(description="Without the batch axis; [] for "
+                                                  "one scalar per sample.")
+    dtype: InputDtype = Field(default="float32", description="An integer type for indices.")
+
+    @property
+    def integer(self) -> bool:
+        return self.dtype.startswith(("int", "uint")) or self.dtype == "bool"
+
+
+class ApplySpec(Frozen):
+    """`{apply: LAYER, inputs: [...]}`: the layer LAYER applied again, with the same weights."""
+
+    apply: str = Field(description="The name of the layer to apply again (its weights are shared).")
+    name: str | None = Field(default=None, description="This node's name; default LAYER_1, ...")
+    inputs: LayerInputs | None = None
+
+
+class BlockInstance(Frozen):
+    """`{block: NAME, PARAM: value, inputs: [...]}`: an instance of a block of `blocks:`."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
+
+    block: str = Field(description="The block to instantiate.")
+    name: str | None = Field(default=None, description="Instance name; default the block's, "
+                             "numbered.")
+    inputs: LayerInputs | None = None
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The parameter values this instance gives."""
+        return dict(self.model_extra or {})
+
+
+class BlockSpec(Frozen):
+    """A reusable sub-graph: parameters with defaults, its own input names, raw layers.
+
+    The layers are validated when an instance substitutes its parameters (`$name`) into them."""
+
+    params: dict[str, Any] | list[str] = Field(
+        default_factory=dict, description="Parameter names, with defaults when a mapping.")
+    inputs: list[str] = Field(default_factory=lambda: ["input"],
+                              description="The block's own input names.")
+    layers: list[dict[str, Any]] = Field(min_length=1)
+    output: str | None = Field(default=None, description="The output layer; default the last.")
+
+
+def _entry_tag(value: Any) -> str | None:
+    if isinstance(value, dict) and "apply" in value:
+        return "Apply"
+    if isinstance(value, dict) and "block" in value:
+        return "Block"
+    return layer_tag(value)
+
+
+LayerEntry = Annotated[
+    Union[  # noqa: UP007
+        tuple(Annotated[cls, Tag(cls.__name__)] for cls in LAYER_CLASSES)
+        + (Annotated[ApplySpec, Tag("Apply")], Annotated[BlockInstance, Tag("Block")])
+    ],
+    Discriminator(_entry_tag),
+]
+
+
+@functools.cache
+def _entries_adapter() -> TypeAdapter:
+    return TypeAdapter(list[LayerEntry])  # built on first use: schemas are slow to build
+
+
 class ModelSpec(Frozen):
-    """A whole model: its input, its layers, and optionally how to compile and train it."""
+    """A whole model: its inputs, its layers, and optionally how to compile and train it."""
 
     name: str | None = Field(default=None, description="Model name; default: the file's stem.")
     description: str | None = None
@@ -37,11 +122,18 @@ class ModelSpec(Frozen):
     input_dim: PositiveInt | None = Field(
         default=None, description="Shorthand for input_shape: [input_dim]."
     )
+    inputs: list[InputSpec] | None = Field(
+        default=None, description="Several (or named) inputs, instead of input_shape.")
     data_format: DataFormat = Field(
         default="channels_last",
         description="Default data_format of conv, pooling and Flatten layers.",
     )
-    layers: list[AnyLayer] = Field(min_length=1, description="The layers, in order.")
+    blocks: dict[str, BlockSpec] | None = Field(
+        default=None, description="Reusable sub-graphs, instantiated with `{block: NAME}`.")
+    layers: list[LayerEntry] = Field(min_length=1, description="The layers, in order.")
+    outputs: list[str] | None = Field(
+        default=None, description="The model outputs (node names, `lstm.1` for a layer's "
+        "second output); default the last layer.")
     compile: CompileSpec | None = None
     train: TrainSpec | None = None
 
@@ -98,6 +190,42 @@ def parse_spec(text: str, file: str = "<spec>") -> tuple[ModelSpec, Marks]:
     if spec.name is None:
         spec = spec.model_copy(update={"name": FilePath(file).stem})
     return spec, marks
+
+
+def validate_block_layers(
+    raw: list[Any], marks: Marks, block_path: tuple, instance: str
+) -> tuple[list[Any], list[Problem]]:
+    """A block's layers after an instance substituted its parameters: validated like a spec's
+    `layers:` (Keras 1 names, located problems), located at the block's lines, and saying which
+    instance they come from."""
+    view = _ShiftedMarks(marks, block_path)
+    data, problems = _strip_legacy({"layers": raw}, view)
+    entries: list[Any] = []
+    try:
+        entries = _entries_adapter().validate_python(data["layers"])
+    except ValidationError as error:
+        problems += [_translate(e, data, view) for e in error.errors()]
+    problems = [replace(p, message=f"{p.message} (in block instance '{instance}')")
+                for p in problems]
+    return entries, problems
+
+
+class _ShiftedMarks(Marks):
+    """The marks of a block's `layers:` seen as if they were a spec's `layers:`."""
+
+    def __init__(self, marks: Marks, block_path: tuple) -> None:
+        super().__init__(marks.file, marks.keys, marks.values)
+        self._base = tuple(block_path)
+
+    def _shift(self, path: tuple) -> tuple:
+        path = tuple(path)
+        return self._base + path[1:] if path[:1] == ("layers",) else self._base + path
+
+    def key(self, path: tuple):
+        return super().key(self._shift(path))
+
+    def value(self, path: tuple):
+        return super().value(self._shift(path))
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

@@ -37,7 +37,7 @@ def layer_class(value: Any) -> type[Layer] | None:
     return LAYER_TYPES.get(spelled) if isinstance(spelled, str) else None
 
 
-def _layer_tag(value: Any) -> str | None:
+def layer_tag(value: Any) -> str | None:
     if isinstance(value, dict):
         spelled = value.get("type")
         cls = LAYER_TYPES.get(spelled) if isinstance(spelled, str) else None
@@ -47,8 +47,8 @@ def _layer_tag(value: Any) -> str | None:
 
 AnyLayer = Annotated[
     Union[tuple(Annotated[cls, Tag(cls.__name__)] for cls in LAYER_CLASSES)],  # noqa: UP007
-    Discriminator(_layer_tag),
+    Discriminator(layer_tag),
 ]
 
 __all__ = ["AnyLayer", "IncompatibleShape", "LAYER_CLASSES", "LAYER_TYPES", "Layer", "Shape",
-           "WeightSpec", "format_shape", "layer_class"]
+           "WeightSpec", "format_shape", "layer_class", "layer_tag"]

@@ -25,6 +25,10 @@ from layerctl.config import Frozen
 
 Shape = tuple[int | None, ...]
 
+# A layer's `inputs:`: node names in Keras's positional order, or a mapping keyed by Keras's
+# call-argument names (`{sequences: x, initial_state: [h, c]}`, `{query: q, value: v}`).
+LayerInputs = list[str] | dict[str, str | list[str]]
+
 PositiveInt = Annotated[int, Strict(), Field(gt=0)]
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
 Number = Annotated[float, Strict()]
@@ -67,10 +71,11 @@ class Layer(Frozen):
     name: str | None = Field(
         default=None, description="Layer name; default Keras-style (dense, dense_1, ...)."
     )
-    inputs: list[str] | None = Field(
+    inputs: LayerInputs | None = Field(
         default=None,
-        description="Names of the layers feeding this one; default the previous layer. "
-        "`input` names the model input.",
+        description="Names of the nodes feeding this one (`lstm.1` for a layer's second "
+        "output), or a mapping by Keras call argument; default the previous layer. `input` "
+        "names the model input.",
     )
     trainable: bool = True
     input_shape: tuple[PositiveInt | None, ...] | None = Field(
@@ -85,6 +90,9 @@ class Layer(Frozen):
     skips_input_gradient: ClassVar[bool] = False  # takes indices (Embedding), not features
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int] = 1
+    # Keras's call-argument names for tensors, in positional order, for mapping `inputs:`;
+    # a list-valued argument (initial_state) takes several nodes.
+    call_arguments: ClassVar[tuple[str, ...]] = ()
 
     @field_validator("name")
     @classmethod
@@ -103,6 +111,17 @@ class Layer(Frozen):
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
+
+    def output_shapes(self, input_shape: Any) -> list[Shape]:
+        """Every output's shape (Keras's order). A layer with several outputs overrides this;
+        its forward then returns a tuple, its backward takes a list of dy (zeros for unused
+        outputs) and its output_mask a list of masks."""
+        return [self.output_shape(input_shape)]
+
+    def takes_list(self, count: int) -> bool:
+        """Whether forward gets a list of inputs (and backward returns a list of dx) when fed
+        `count` tensors: merges always, a recurrent layer only with initial states."""
+        return self.max_inputs > 1
 
     def weight_specs(self, input_shape: Shape) -> list[WeightSpec]:
         return []
