@@ -35,8 +35,14 @@ def command(spec_path, weights_path, data, batch_size, as_json) -> None:
     if spec.compile is None:
         raise SpecError("the spec has no `compile:` block: evaluate needs its loss and metrics",
                         Location(spec_path))
-    train, validation = load_training_data(spec, spec_path, data)
-    dataset = train if data is not None or validation is None else validation
+    if data is not None:  # all of it, as Keras's evaluate(x, y): no validation split
+        from layerctl.data import load_dataset, parse_data_source
+
+        dataset = load_dataset(parse_data_source(data), ".", inputs=plan.input_names,
+                               outputs=plan.outputs)
+    else:
+        train, validation = load_training_data(spec, spec_path, None, plan)
+        dataset = train if validation is None else validation
     check_data(plan, spec, dataset)
     graph = Graph(plan)
     load_weights_into(graph, weights_path)

@@ -32,7 +32,7 @@ class StopRequest:
         return signal.signal(signal.SIGINT, handler)
 
 
-def load_training_data(spec, spec_path: str, data_option: str | None):
+def load_training_data(spec, spec_path: str, data_option: str | None, plan=None):
     """(train, validation) datasets from the spec's `train:` block or `--data`."""
     from layerctl.data import load_dataset, parse_data_source, split_validation
     from layerctl.data.sources import ValidationSplit
@@ -46,25 +46,40 @@ def load_training_data(spec, spec_path: str, data_option: str | None):
     else:
         raise SpecError("no training data: add `train: {data: ...}` to the spec or pass --data",
                         Location(spec_path))
-    train = load_dataset(source, base_dir_for_data)
+    names = {} if plan is None else {"inputs": plan.input_names, "outputs": plan.outputs}
+    train = load_dataset(source, base_dir_for_data, **names)
     validation = None
     if train_spec is not None and train_spec.validation is not None:
         if isinstance(train_spec.validation, ValidationSplit):
             train, validation = split_validation(train, train_spec.validation.split)
         else:
-            validation = load_dataset(train_spec.validation, base_dir)
+            validation = load_dataset(train_spec.validation, base_dir, **names)
     return train, validation
 
 
 def check_data(plan, spec, *datasets) -> None:
-    from layerctl.data import check_against_model
+    """Every input array against its model input, every target against its output's loss."""
+    from layerctl.data import Dataset, check_against_model
+    from layerctl.training.outputs import per_output
 
-    dtype = "int64" if plan.integer_input else "float32"
+    outputs = per_output(spec.compile, plan.outputs)
     for dataset in datasets:
-        if dataset is not None:
-            check_against_model(dataset, plan.input_shape, dtype, plan.output_shape,
-                                spec.compile.loss.type,
-                                ignore_class=getattr(spec.compile.loss, "ignore_class", None))
+        if dataset is None:
+            continue
+        xs = dataset.x if isinstance(dataset.x, dict) else {plan.inputs[0].name: dataset.x}
+        ys = dataset.y if isinstance(dataset.y, dict) else {plan.output: dataset.y}
+        first = next(iter(xs.values()))
+        for model_input in plan.inputs:
+            dtype = "int64" if model_input.integer else "float32"
+            name = dataset.name if len(xs) == 1 else f"{dataset.name} [{model_input.name}]"
+            check_against_model(Dataset(xs[model_input.name], None, name), model_input.shape,
+                                dtype, (None,), None)
+        for out in outputs:
+            name = dataset.name if len(ys) == 1 else f"{dataset.name} [{out.ref}]"
+            check_against_model(Dataset(first, ys.get(out.ref), name), plan.inputs[0].shape,
+                                "float32", plan.shape_of(out.ref), out.loss.type,
+                                ignore_class=getattr(out.loss, "ignore_class", None),
+                                inputs_checked=True)
 
 
 @click.command("train")
@@ -119,7 +134,7 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
         raise SpecError(f"{run.path} already holds a run", Location(spec_path),
                         "continue it with --resume, replace it with --overwrite, or choose --out")
 
-    train, validation = load_training_data(spec, spec_path, data)
+    train, validation = load_training_data(spec, spec_path, data, plan)
     check_data(plan, spec, train, validation)
     graph = Graph(plan, dtype=np.dtype(train_spec.dtype))
     rng = np.random.default_rng(train_spec.seed)

@@ -39,12 +39,18 @@ def split_validation(
     x, y = dataset.x, dataset.y
     if seed is not None:
         order = np.random.default_rng(seed).permutation(count)
-        x = x[order]
-        y = None if y is None else y[order]
-    train = Dataset(x[:split_at], None if y is None else y[:split_at], dataset.name)
-    validation = Dataset(x[split_at:], None if y is None else y[split_at:],
+        x = _rows(x, order)
+        y = None if y is None else _rows(y, order)
+    head, tail = slice(None, split_at), slice(split_at, None)
+    train = Dataset(_rows(x, head), None if y is None else _rows(y, head), dataset.name)
+    validation = Dataset(_rows(x, tail), None if y is None else _rows(y, tail),
                          f"{dataset.name} (validation split)")
     return train, validation
+
+
+def _rows(data, index):
+    """Rows of an array, or of each array of {name: array} (several inputs or outputs)."""
+    return {k: v[index] for k, v in data.items()} if isinstance(data, dict) else data[index]
 
 
 def batches(

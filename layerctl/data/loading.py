@@ -44,14 +44,17 @@ LABELS_HINT = "give labels as {x: X.npy, y: Y.npy} or in an .npz: np.savez(FILE,
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Inputs `x` (samples first), labels `y` (None when there are none), and a display name."""
+    """Inputs `x` (samples first), labels `y` (None when there are none), and a display name.
 
-    x: np.ndarray
-    y: np.ndarray | None
+    A model with several inputs (outputs) has `x` (`y`) as {input (output) name: array}."""
+
+    x: np.ndarray | dict[str, np.ndarray]
+    y: np.ndarray | dict[str, np.ndarray] | None
     name: str
 
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        first = next(iter(self.x.values())) if isinstance(self.x, dict) else self.x
+        return int(first.shape[0])
 
 
 def load_dataset(
@@ -59,6 +62,8 @@ def load_dataset(
     base_dir: str | os.PathLike = ".",
     *,
     require_labels: bool = True,
+    inputs: tuple[str, ...] = ("input",),
+    outputs: tuple[str, ...] = ("output",),
 ) -> Dataset:
     """Load `source`; relative paths resolve against `base_dir` (the spec's folder, or the
     current directory for `--data`). With `require_labels`, a source without labels is an error;
@@ -66,6 +71,8 @@ def load_dataset(
     """
     if not isinstance(source, BundledData | ArchiveData | CsvData | ArrayPairData):
         source = parse_data_source(source)
+    if len(inputs) > 1 or len(outputs) > 1:
+        return _load_named(source, base_dir, require_labels, inputs, outputs)
     if isinstance(source, BundledData):
         x, y = datasets.load(source.dataset)
         name = source.dataset
@@ -80,6 +87,44 @@ def load_dataset(
     if y is not None and len(y) != len(x):
         raise DataError(f"{name}: x has {len(x)} samples but y has {len(y)}",
                         hint="inputs and labels need one row per sample")
+    return Dataset(x=x, y=y, name=name)
+
+
+def _load_named(source: SourceModel, base_dir: str | os.PathLike, require_labels: bool,
+                inputs: tuple[str, ...], outputs: tuple[str, ...]) -> Dataset:
+    """A model with several inputs or outputs reads an .npz whose keys are their names (`x`
+    and `y` stay the keys of a single input and a single output)."""
+    if not isinstance(source, ArchiveData):
+        raise DataError("a model with several inputs or outputs reads its data from an .npz "
+                        "whose keys are the input and output names: "
+                        + ", ".join(inputs + outputs),
+                        hint="np.savez(FILE, " + ", ".join(f"{n}=..." for n in inputs + outputs)
+                        + ")")
+    path, name = display_path(base_dir, source.path)
+    keys = npz_keys(path, name)
+
+    def arrays(names: tuple[str, ...], single: str, role: str, required: bool):
+        wanted = {n: (single if len(names) == 1 and n not in keys else n) for n in names}
+        missing = [key for key in wanted.values() if key not in keys]
+        if missing:
+            if not required:
+                return None
+            raise DataError(
+                f"{name} lacks the array(s) {', '.join(repr(k) for k in missing)} ({role})",
+                hint="expected keys: " + ", ".join(repr(k) for k in wanted.values())
+                + "; keys present: " + (", ".join(repr(k) for k in keys) or "none"))
+        values = {n: read_npz(path, name, key, role) for n, key in wanted.items()}
+        return values if len(names) > 1 else next(iter(values.values()))
+
+    x = arrays(inputs, "x", "the inputs", True)
+    y = arrays(outputs, "y", "the targets", require_labels)
+    counts = {len(a) for a in (list(x.values()) if isinstance(x, dict) else [x])}
+    if y is not None:
+        counts |= {len(a) for a in (list(y.values()) if isinstance(y, dict) else [y])}
+    if len(counts) > 1:
+        raise DataError(f"{name}: the arrays have different numbers of samples "
+                        f"({', '.join(str(c) for c in sorted(counts))})",
+                        hint="inputs and targets need one row per sample")
     return Dataset(x=x, y=y, name=name)
 
 

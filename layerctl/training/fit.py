@@ -22,7 +22,7 @@ from layerctl.training.callbacks import (
     EarlyStoppingCallback,
     ReduceLROnPlateauCallback,
 )
-from layerctl.training.loop import NonFiniteLoss, Trainer
+from layerctl.training.loop import NonFiniteLoss, Trainer, take
 from layerctl.training.runs import (
     RunFolder,
     generator_state,
@@ -103,7 +103,8 @@ def fit(
                 return result
             index = position.order[position.batch * size : (position.batch + 1) * size]
             try:
-                loss = trainer.train_step(train.x[index], train.y[index], rng, accumulator)
+                loss = trainer.train_step(take(train.x, index), take(train.y, index), rng,
+                                          accumulator)
             except NonFiniteLoss as error:
                 raise NonFiniteLoss(
                     f"epoch {epoch + 1}, batch {position.batch + 1}: {error.message}; training "

@@ -21,10 +21,10 @@ from layerctl.training.losses import (
     fused_loss_and_gradient,
     fused_output_activation,
     loss_and_gradient,
-    parse_loss,
 )
 from layerctl.training.metrics import make_metrics
 from layerctl.training.optimizers import make_optimizer, parse_optimizer
+from layerctl.training.outputs import per_output
 from layerctl.training.spec import CompileSpec
 
 
@@ -80,43 +80,97 @@ def _plain_state(metric) -> dict[str, Any]:
     }
 
 
+@dataclass
+class MultiAccumulator:
+    """Several outputs: the weighted total loss plus one Accumulator per output, logged under
+    Keras's names (`loss`, `<output>_loss`, `<output>_<metric>`)."""
+
+    outputs: dict[str, Accumulator]
+    prefixes: dict[str, str]
+    loss_total: float = 0.0
+    seen: int = 0
+
+    def update_total(self, loss: float, count: int) -> None:
+        self.loss_total += loss * count
+        self.seen += count
+
+    def logs(self, prefix: str = "") -> dict[str, float]:
+        logs = {f"{prefix}loss": self.loss_total / max(self.seen, 1)}
+        for ref, accumulator in self.outputs.items():
+            logs.update(accumulator.logs(prefix + self.prefixes[ref]))
+        return logs
+
+    def state(self) -> dict[str, Any]:
+        return {"loss_total": self.loss_total, "seen": self.seen,
+                "outputs": {ref: a.state() for ref, a in self.outputs.items()}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.loss_total, self.seen = state["loss_total"], state["seen"]
+        for ref, accumulator in self.outputs.items():
+            accumulator.load_state(state["outputs"][ref])
+
+
+def take(data: Any, index: Any) -> Any:
+    """Rows `index` of an array or of every array of a mapping."""
+    if isinstance(data, dict):
+        return {key: value[index] for key, value in data.items()}
+    return data[index]
+
+
+def sample_count(data: Any) -> int:
+    return len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
+
+
 class Trainer:
     """Steps and evaluation for one graph and its `compile:` block."""
 
     def __init__(self, graph: Graph, compile_spec: CompileSpec) -> None:
         self.graph = graph
-        self.loss = parse_loss(compile_spec.loss)
-        self.metric_ids = list(compile_spec.metrics)
-        output_activation = graph.fusable_activation()
-        self.fused_activation = (
-            output_activation if fused_output_activation(self.loss, output_activation) else None
-        )
+        self.outputs = per_output(compile_spec, graph.plan.outputs)
+        self.fused: dict[str, str] = {}  # output -> the activation its loss takes logits for
+        for out in self.outputs:
+            activation = graph.fusable_activation(out.ref)
+            if fused_output_activation(out.loss, activation):
+                self.fused[out.ref] = activation
+        # one-output shorthands (the names callers and tests use)
+        self.loss = self.outputs[0].loss
+        self.metric_ids = list(self.outputs[0].metrics)
+        self.fused_activation = self.fused.get(self.outputs[0].ref)
         self.optimizer = make_optimizer(
             parse_optimizer(compile_spec.optimizer), graph.segments, graph.dtype
         )
 
-    def accumulator(self, y: np.ndarray) -> Accumulator:
+    @property
+    def several(self) -> bool:
+        return len(self.outputs) > 1
+
+    def accumulator(self, y: Any) -> Accumulator | MultiAccumulator:
+        if not self.several:
+            return self._output_accumulator(self.outputs[0], y)
+        return MultiAccumulator({o.ref: self._output_accumulator(o, y[o.ref])
+                                 for o in self.outputs},
+                                {o.ref: o.prefix for o in self.outputs})
+
+    def _output_accumulator(self, out, y: np.ndarray) -> Accumulator:
         y_true_shape = (None,) + tuple(y.shape[1:])
-        return Accumulator(
-            make_metrics(self.metric_ids, y_true_shape, self.graph.plan.output_shape)
-        )
+        return Accumulator(make_metrics(list(out.metrics), y_true_shape,
+                                        self.graph.plan.shape_of(out.ref)))
 
-    def _loss(self, y: np.ndarray, output: np.ndarray, fused: bool) -> tuple[float, np.ndarray]:
-        mask = self.graph.output_mask
+    def _loss(self, out, y: np.ndarray, output: np.ndarray,
+              fused: bool) -> tuple[float, np.ndarray]:
+        mask = self.graph.output_masks.get(out.ref)
         if fused:
-            return fused_loss_and_gradient(self.loss, y, output, mask)
-        return loss_and_gradient(self.loss, y, output, mask)
+            return fused_loss_and_gradient(out.loss, y, output, mask)
+        return loss_and_gradient(out.loss, y, output, mask)
 
-    def train_step(
-        self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, accumulator: Accumulator
-    ) -> float:
+    def train_step(self, x: Any, y: Any, rng: np.random.Generator,
+                   accumulator: Accumulator | MultiAccumulator) -> float:
         graph = self.graph
-        fused = self.fused_activation is not None
         # Overflow shows up as a non-finite loss, reported below with what to do about it;
         # NumPy's RuntimeWarnings would only add noise to the terminal.
         with np.errstate(over="ignore", invalid="ignore"):
-            output = graph.forward(x, training=True, rng=rng, logits=fused)
-            loss, d_output = self._loss(y, output, fused)
+            output = graph.forward(x, training=True, rng=rng, logits=tuple(self.fused))
+            loss, d_output, per_output_loss = self._total(y, output, fused=True)
             loss += graph.activity_penalty + graph.penalty()
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"the loss became {loss}")
@@ -124,19 +178,47 @@ class Trainer:
         graph.add_penalty_gradients()
         self.optimizer.apply(graph.trainable, graph.gradients)
         graph.apply_constraints()
-        y_pred = activations.forward(self.fused_activation, output) if fused else output
-        accumulator.update(loss, y, y_pred, graph.output_mask)
+        self._update(accumulator, loss, y, output, per_output_loss, fused=True)
         return loss
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int) -> Accumulator:
+    def _total(self, y: Any, output: Any, fused: bool):
+        """(total loss, d loss / d outputs, each output's own loss)."""
+        if not self.several:
+            out = self.outputs[0]
+            loss, d = self._loss(out, y, output, fused and out.ref in self.fused)
+            return loss, d, [loss]
+        total, grads, losses = 0.0, {}, []
+        for out in self.outputs:
+            loss, d = self._loss(out, y[out.ref], output[out.ref], fused and out.ref in self.fused)
+            total += out.weight * loss
+            grads[out.ref] = d * d.dtype.type(out.weight)
+            losses.append(loss)
+        return total, grads, losses
+
+    def _update(self, accumulator, loss, y, output, per_output_loss, fused: bool) -> None:
+        if not self.several:
+            out = self.outputs[0]
+            y_pred = (activations.forward(self.fused[out.ref], output)
+                      if fused and out.ref in self.fused else output)
+            accumulator.update(loss, y, y_pred, self.graph.output_masks.get(out.ref))
+            return
+        accumulator.update_total(loss, sample_count(y))
+        for out, own in zip(self.outputs, per_output_loss, strict=True):
+            y_pred = output[out.ref]
+            if fused and out.ref in self.fused:
+                y_pred = activations.forward(self.fused[out.ref], y_pred)
+            accumulator.outputs[out.ref].update(own, y[out.ref], y_pred,
+                                                self.graph.output_masks.get(out.ref))
+
+    def evaluate(self, x: Any, y: Any, batch_size: int) -> Accumulator | MultiAccumulator:
         """Inference-mode loss (with penalties, as Keras reports it) and metrics over all of x."""
         accumulator = self.accumulator(y)
         penalty = self.graph.penalty()
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        for start in range(0, sample_count(x), batch_size):
+            rows = slice(start, start + batch_size)
+            xb, yb = take(x, rows), take(y, rows)
             output = self.graph.forward(xb, training=False)
-            loss, _ = self._loss(yb, output, fused=False)
-            accumulator.update(
-                loss + penalty + self.graph.activity_penalty, yb, output, self.graph.output_mask
-            )
+            loss, _, per_output_loss = self._total(yb, output, fused=False)
+            self._update(accumulator, loss + penalty + self.graph.activity_penalty, yb, output,
+                         per_output_loss, fused=False)
         return accumulator

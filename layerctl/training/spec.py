@@ -26,11 +26,15 @@ Mode = Literal["auto", "min", "max"]
 
 
 class CompileSpec(Frozen):
-    """What Keras's `model.compile` takes."""
+    """What Keras's `model.compile` takes. With several outputs, `loss`, `loss_weights` and
+    `metrics` take Keras's per-output forms: a mapping by output name, or a list in output
+    order (one loss for all outputs is applied to each)."""
 
-    loss: Loss
+    loss: Loss | dict[str, Loss] | list[Loss]
     optimizer: Optimizer = Field(default="rmsprop", description="Keras's default is rmsprop.")
-    metrics: list[MetricName] = Field(default_factory=list)
+    metrics: list[MetricName] | dict[str, list[MetricName]] | list[list[MetricName]] = Field(
+        default_factory=list)
+    loss_weights: dict[str, Number] | list[Number] | None = None
 
 
 class EarlyStopping(Frozen):
