@@ -46,11 +46,15 @@ def test_shapes_json_contract():
         "name",
         "input_shape",
         "layers",
+        "inputs",
+        "outputs",
         "total_params",
         "trainable_params",
         "non_trainable_params",
     }
     assert data["input_shape"] == [None, 28, 28, 1]
+    assert data["inputs"] == [{"name": "input", "shape": [None, 28, 28, 1]}]
+    assert data["outputs"] == [{"name": "dense_1", "shape": [None, 10]}]
     assert data["layers"][0] == {
         "name": "conv2d",
         "type": "Conv2D",

@@ -74,6 +74,9 @@ def command(spec_path, input_path, weights_path, output, key, batch_size, classe
 
     prepare_compute()
     plan = load_plan(spec_path)
+    if len(plan.inputs) > 1 or len(plan.outputs) > 1:
+        predict_named(plan, input_path, weights_path, output, batch_size, classes)
+        return
     if output is not None:
         output_format(output)  # an unsupported extension fails before any work
     stream = open_inputs(input_path, key)
@@ -94,3 +97,51 @@ def command(spec_path, input_path, weights_path, output, key, batch_size, classe
     elif classes:
         header = ["class"]
     write_outputs(output, outputs(), total=stream.length, header=header)
+
+
+def predict_named(plan, input_path, weights_path, output, batch_size, classes) -> None:
+    """Several inputs or outputs: an .npz keyed by input names in, one array per output out
+    (an .npz keyed by output names; .npy/.csv only when there is one output)."""
+    import numpy as np
+
+    from layerctl.data import load_dataset, output_format, write_outputs
+    from layerctl.errors import DataError
+    from layerctl.graph import Graph
+    from layerctl.weights import load_weights_into, save_npz
+
+    several = len(plan.outputs) > 1
+    if several and (output is None or not str(output).endswith(".npz")):
+        raise DataError(f"the model has {len(plan.outputs)} outputs "
+                        f"({', '.join(plan.outputs)}): write them to an .npz",
+                        hint="pass -o OUT.npz (one array per output name)")
+    if output is not None and not several:
+        output_format(output)
+    dataset = load_dataset({"path": str(input_path)}, ".", require_labels=False,
+                           inputs=plan.input_names, outputs=plan.outputs)
+    _check_named_inputs(plan, dataset)
+    graph = Graph(plan)
+    load_weights_into(graph, weights_path)
+    y = graph.predict(dataset.x, batch_size=batch_size)
+    y = y if isinstance(y, dict) else {plan.output: y}
+    if classes:
+        y = {k: (v[..., 0] > 0.5).astype(np.int64) if v.shape[-1] == 1 else np.argmax(v, -1)
+             for k, v in y.items()}
+    if several:
+        save_npz(output, y)
+        return
+    value = y[plan.output]
+    write_outputs(output, iter([value]), total=len(value),
+                  header=["class"] if classes else None)
+
+
+def _check_named_inputs(plan, dataset) -> None:
+    from layerctl.data.checks import fits, shape_text
+    from layerctl.errors import DataError
+
+    xs = dataset.x if isinstance(dataset.x, dict) else {plan.inputs[0].name: dataset.x}
+    for model_input in plan.inputs:
+        array = xs[model_input.name]
+        if not fits(array.shape[1:], model_input.shape[1:]):
+            raise DataError(f"{dataset.name}: input '{model_input.name}' has shape "
+                            f"{shape_text(array.shape)} but the model takes "
+                            f"{shape_text(model_input.shape)}")

@@ -10,7 +10,8 @@ import click
 @click.command("shapes")
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def command(spec: str, as_json: bool) -> None:
+@click.option("--expand", is_flag=True, help="One row per layer inside block instances.")
+def command(spec: str, as_json: bool, expand: bool) -> None:
     """Print a Keras-style summary of SPEC: each layer's output shape and parameter count.
 
     \b
@@ -25,9 +26,9 @@ def command(spec: str, as_json: bool) -> None:
     if as_json:
         from layerctl.report import summary_json
 
-        click.echo(json.dumps(summary_json(plan)))
+        click.echo(json.dumps(summary_json(plan, expand)))
         return
     from layerctl.commands.common import console
     from layerctl.report import is_sequential, summary_table
 
-    console(width=88 if is_sequential(plan) else 108).print(summary_table(plan))
+    console(width=88 if is_sequential(plan) else 108).print(summary_table(plan, expand=expand))

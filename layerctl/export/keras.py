@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from layerctl.config import type_names
 from layerctl.export import ExportError
-from layerctl.plan import INPUT, Node, Plan
+from layerctl.plan import Node, Plan, split_ref
 
 # backend -> the package it needs
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "scipy",
@@ -87,28 +87,94 @@ def _installed(backend: str) -> bool:
 
 
 def build_keras_model(plan: Plan, weights: Mapping[str, np.ndarray]):
-    """The functional `keras.Model` of `plan`, with `weights` ("layer/weight") copied in."""
+    """The functional `keras.Model` of `plan`, with `weights` ("layer/weight") copied in.
+
+    Several inputs and outputs become the model's; an `apply:` node calls its owner's Keras
+    layer again (shared weights); a block instance becomes a nested functional model named
+    after the instance, so Keras's variable paths read `stem/conv2d/kernel` as layerctl's keys.
+    """
     keras = load_keras()
     _check_exportable(keras, plan)
     _reserve_names(keras, plan)
-    dtype = "int32" if plan.integer_input else "float32"
-    tensors = {INPUT: keras.Input(shape=plan.input_shape[1:], dtype=dtype, name=INPUT)}
-    for node in plan.nodes:
-        layer = keras_layer(keras, node)
-        sources = [tensors[s] for s in node.inputs]
-        tensors[node.name] = layer(sources if node.layer.max_inputs > 1 else sources[0])
-    model = keras.Model(tensors[INPUT], tensors[plan.output], name=plan.name)
-    for layer in model.layers:
-        if layer.weights:
-            layer.set_weights([np.asarray(weights[f"{layer.name}/{w.name}"], np.float32)
-                               for w in layer.weights])
+    tensors = {i.name: keras.Input(shape=i.shape[1:], dtype=_keras_dtype(i), name=i.name)
+               for i in plan.inputs}
+    _build_scope(keras, list(plan.nodes), "", tensors, {"": plan})
+    outputs = [tensors[o] for o in plan.outputs]
+    model = keras.Model([tensors[i.name] for i in plan.inputs] if len(plan.inputs) > 1
+                        else tensors[plan.inputs[0].name],
+                        outputs if len(outputs) > 1 else outputs[0], name=plan.name)
+    _copy_weights(model, weights, "")
     return model
+
+
+def _keras_dtype(model_input) -> str:
+    if model_input.integer:
+        return "int32" if model_input.dtype in ("float32", "float64") else model_input.dtype
+    return model_input.dtype
+
+
+def _build_scope(keras, nodes: list[Node], prefix: str, tensors: dict, layers: dict) -> None:
+    """Call every node of one level (the model or one instance) on `tensors`, in order; the
+    nodes of an inner instance run as one nested functional model."""
+    done: set[str] = set()
+    for position, node in enumerate(nodes):
+        if node.name in done:
+            continue
+        local = node.instance[len(prefix):].lstrip("/") if node.instance else ""
+        if node.instance and (not prefix or node.instance.startswith(prefix)) and local:
+            instance = prefix + ("/" if prefix else "") + local.split("/")[0]
+            members = [n for n in nodes[position:] if n.instance and (
+                n.instance == instance or n.instance.startswith(instance + "/"))]
+            _call_instance(keras, instance, members, tensors, layers)
+            done |= {n.name for n in members}
+            continue
+        layer = layers.get(node.owner)
+        if layer is None:
+            layer = keras_layer(keras, node, name=node.owner.rsplit("/", 1)[-1])
+            layers[node.owner] = layer
+        sources = [tensors[s] for s in node.inputs]
+        result = layer(sources if node.list_input else sources[0])
+        results = result if isinstance(result, list | tuple) else [result]
+        for k, value in enumerate(results):
+            tensors[node.name if k == 0 else f"{node.name}.{k}"] = value
+
+
+def _call_instance(keras, instance: str, members: list[Node], tensors: dict,
+                   layers: dict) -> None:
+    plan = layers[""]
+    inside = {n.name for n in members}
+    sources = list(dict.fromkeys(s for n in members for s in n.inputs
+                                 if split_ref(s)[0] not in inside))
+    used = {s for n in plan.nodes if n.name not in inside for s in n.inputs} | set(plan.outputs)
+    exported = [n.name for n in members if n.name in used]
+    inner = {s: keras.Input(shape=tuple(tensors[s].shape[1:]), dtype=tensors[s].dtype,
+                            name=f"{instance.rsplit('/', 1)[-1]}_{i}")
+             for i, s in enumerate(sources)}
+    scope = dict(inner)
+    _build_scope(keras, members, instance, scope, layers)
+    exported = exported or [members[-1].name]
+    model = keras.Model([inner[s] for s in sources] if len(sources) > 1 else inner[sources[0]],
+                        [scope[e] for e in exported] if len(exported) > 1 else scope[exported[0]],
+                        name=instance.rsplit("/", 1)[-1])
+    args = [tensors[s] for s in sources]
+    result = model(args if len(args) > 1 else args[0])
+    results = result if isinstance(result, list | tuple) else [result]
+    tensors.update(zip(exported, results, strict=True))
+
+
+def _copy_weights(model, weights: Mapping[str, np.ndarray], prefix: str) -> None:
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.__class__.__name__ in ("Functional", "Model"):
+            _copy_weights(layer, weights, f"{prefix}{layer.name}/")
+        elif layer.weights:
+            layer.set_weights([np.asarray(weights[f"{prefix}{layer.name}/{w.name}"], np.float32)
+                               for w in layer.weights])
 
 
 def _reserve_names(keras, plan: Plan) -> None:
     """Keep Keras's automatic names (of the ops that compute masks, e.g. `concatenate`) off the
     spec's layer names: Keras refuses a model in which two operations share a name."""
-    for name in [INPUT, *(node.name for node in plan.nodes)]:
+    for name in [*plan.input_names, *(node.name.rsplit("/", 1)[-1] for node in plan.nodes)]:
         keras.backend.get_uid(name)  # the next automatic `name` becomes name_1, ...
         numbered = re.fullmatch(r"(.+)_(\d+)", name)
         if numbered:  # ... and name_k is never produced again
@@ -128,7 +194,7 @@ def export_keras(plan: Plan, weights: Mapping[str, np.ndarray], path: str | Path
     return model
 
 
-def keras_layer(keras, node: Node):
+def keras_layer(keras, node: Node, name: str | None = None):
     """The Keras layer for one node: same class, name and arguments."""
     layer = node.layer
     arguments = {}
@@ -139,7 +205,7 @@ def keras_layer(keras, node: Node):
     if "pool_size" in arguments and arguments["pool_size"] is None:
         arguments["pool_size"] = layer.pool_tuple()
     cls = getattr(keras.layers, layer.keras_class)
-    return cls(name=layer.name, **arguments)
+    return cls(name=name or layer.name, **arguments)
 
 
 def _keras_value(value: Any) -> Any:

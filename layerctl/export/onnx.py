@@ -27,7 +27,7 @@ from layerctl.export import DEFAULT_OPSET, ExportError
 from layerctl.export.onnx_graph import BOOL, FLOAT, INT64, OnnxGraph, activation
 from layerctl.export.onnx_lstm import lstm
 from layerctl.ops.windows import padding_amounts
-from layerctl.plan import INPUT, Node, Plan
+from layerctl.plan import Node, Plan
 
 # (graph, node, input tensors, input masks (bool, or None), the layer's weights, whether the
 # layer's own mask is needed) -> (output tensor, the mask the layer makes itself or None)
@@ -49,11 +49,12 @@ def build_onnx_model(plan: Plan, weights: Mapping[str, np.ndarray],
         raise ExportError(f"the weights take {size / 2**30:.1f} GiB as float32, more than an "
                           "ONNX file can hold (2 GiB, a protobuf limit)")
     g = OnnxGraph(opset)
-    _convert_layers(g, plan, weights)
-    input_type = INT64 if plan.integer_input else FLOAT
+    outputs = _convert_layers(g, plan, weights)
     graph = helper.make_graph(
-        g.nodes, plan.name, [_value_info(INPUT, input_type, plan.input_shape)],
-        [_value_info(plan.output, FLOAT, plan.output_shape)], initializer=g.initializers)
+        g.nodes, plan.name,
+        [_value_info(i.name, INT64 if i.integer else FLOAT, i.shape) for i in plan.inputs],
+        [_value_info(tensor, FLOAT, plan.shape_of(ref)) for ref, tensor in outputs],
+        initializer=g.initializers)
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="layerctl",
                               producer_version=__version__,
@@ -74,31 +75,48 @@ def export_onnx(plan: Plan, weights: Mapping[str, np.ndarray], path: str | Path,
     return model
 
 
-def _convert_layers(g: OnnxGraph, plan: Plan, weights: Mapping[str, np.ndarray]) -> None:
-    """Every node of the plan, in order; each layer's output tensor takes the layer's name."""
-    g.reserve(INPUT)
+def _convert_layers(g: OnnxGraph, plan: Plan,
+                    weights: Mapping[str, np.ndarray]) -> list[tuple[str, str]]:
+    """Every node of the plan, in order; each layer's output tensor takes the layer's name
+    (a second output `lstm.1`). Returns (output reference, tensor) for the model outputs."""
+    for model_input in plan.inputs:
+        g.reserve(model_input.name)
     for node in plan.nodes:
         g.reserve(node.name)
-    values: dict[str, str] = {INPUT: INPUT}
-    masks: dict[str, str | None] = {INPUT: None}
+    values: dict[str, str] = {i.name: i.name for i in plan.inputs}
+    masks: dict[str, str | None] = dict.fromkeys(values)
+    integer = {i.name for i in plan.inputs if i.integer}
     wanted = _masks_needed(plan)
     for node in plan.nodes:
         convert = CONVERTERS.get(node.layer.keras_class)
         if convert is None:
             raise ExportError(f"layer '{node.name}' ({node.layer.keras_class}) cannot be exported "
                               "to ONNX: there is no converter for this layer type")
-        xs = [_float_input(g, values) if s == INPUT and plan.integer_input
-              and node.layer.keras_class != "Embedding" else values[s] for s in node.inputs]
-        layer_weights = {w.name: np.asarray(weights[f"{node.name}/{w.name}"], np.float32)
-                         for w in node.weights}
+        xs = [_float_input(g, values, s) if s in integer and not node.layer.integer_input
+              else values[s] for s in node.inputs]
+        owner = plan.node(node.owner)
+        layer_weights = {w.name: np.asarray(weights[f"{owner.name}/{w.name}"], np.float32)
+                         for w in owner.weights}
         y, own_mask = convert(g, node, xs, [masks[s] for s in node.inputs], layer_weights,
                               node.name in wanted)
-        if not (_produced(g, y, values) and g.rename_output(y, node.name)):
-            g.nodes.append(helper.make_node("Identity", [y], [node.name],
-                                            name=g.fresh(f"{node.name}/Identity:")))
-        values[node.name] = node.name
-        masks[node.name] = (_output_mask(g, node, own_mask, [masks[s] for s in node.inputs])
-                            if node.name in wanted else None)
+        ys = list(y) if isinstance(y, list | tuple) else [y]
+        for k, tensor in enumerate(ys):
+            ref = node.name if k == 0 else f"{node.name}.{k}"
+            if k and ref not in g._taken:
+                g.reserve(ref)
+            if not (_produced(g, tensor, values) and g.rename_output(tensor, ref)):
+                g.nodes.append(helper.make_node("Identity", [tensor], [ref],
+                                                name=g.fresh(f"{ref}/Identity:")))
+            values[ref] = ref
+            masks[ref] = (_output_mask(g, node, own_mask, [masks[s] for s in node.inputs])
+                          if node.name in wanted else None)
+    outputs = []
+    for ref in plan.outputs:
+        tensor = values[ref]
+        if tensor in plan.input_names or tensor in (t for _, t in outputs):
+            tensor = g.op("Identity", [tensor], f"output/{ref}")
+        outputs.append((ref, tensor))
+    return outputs
 
 
 def _value_info(name: str, elem_type: int, shape: tuple) -> onnx.ValueInfoProto:
@@ -111,11 +129,12 @@ def _produced(g: OnnxGraph, tensor: str, values: dict[str, str]) -> bool:
     return tensor not in values.values() and any(tensor in n.output for n in g.nodes)
 
 
-def _float_input(g: OnnxGraph, values: dict[str, str]) -> str:
-    """The integer model input as floats, for a layer other than Embedding that reads it."""
-    if "input:float" not in values:
-        values["input:float"] = g.op("Cast", [INPUT], INPUT, to=FLOAT)
-    return values["input:float"]
+def _float_input(g: OnnxGraph, values: dict[str, str], name: str) -> str:
+    """An integer model input as floats, for a layer other than Embedding that reads it."""
+    key = f"{name}:float"
+    if key not in values:
+        values[key] = g.op("Cast", [name], name, to=FLOAT)
+    return values[key]
 
 
 def _masks_needed(plan: Plan) -> set[str]:
@@ -273,8 +292,9 @@ def _masking(g, node, xs, masks, w, want_mask):
 
 def _embedding(g, node, xs, masks, w, want_mask):
     name, indices = node.name, xs[0]
-    if node.inputs[0] != INPUT:  # layerctl truncates float indices to integers
-        indices = g.op("Cast", [indices], name, to=INT64)
+    # float indices (from another layer) are truncated to integers, as layerctl does; a Cast
+    # of int64 model indices is a no-op
+    indices = g.op("Cast", [indices], name, to=INT64)
     y = g.op("Gather", [g.const(w["embeddings"], f"{name}/embeddings"), indices], name, axis=0)
     mask = None
     if node.layer.mask_zero and want_mask:

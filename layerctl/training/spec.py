@@ -6,9 +6,9 @@ the models of `losses`, `optimizers` and `data`, so each module owns its own all
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, Strict
+from pydantic import Discriminator, Field, Strict, Tag
 
 from layerctl.config import Frozen, by_name_or_mapping
 from layerctl.data.sources import DataSource, Validation
@@ -25,15 +25,39 @@ Monitor = Annotated[str, Field(description="A history column: loss, val_loss, ac
 Mode = Literal["auto", "min", "max"]
 
 
+def _per_output_form(value: Any) -> str:
+    """Which of Keras's forms a `loss`/`metrics`/`loss_weights` value takes, so a mistake is
+    reported once, against that form (not against every alternative of a union)."""
+    if isinstance(value, dict) and "type" not in value and "class_name" not in value:
+        return "by_output"
+    if isinstance(value, list) and (not value or all(isinstance(v, list) for v in value)):
+        return "lists" if value else "one"
+    if isinstance(value, list):
+        return "in_order"
+    return "one"
+
+
+LossForms = Annotated[
+    Union[  # noqa: UP007
+        Annotated[Loss, Tag("one")], Annotated[dict[str, Loss], Tag("by_output")],
+        Annotated[list[Loss], Tag("in_order")], Annotated[list[Loss], Tag("lists")]],
+    Discriminator(_per_output_form)]
+MetricForms = Annotated[
+    Union[  # noqa: UP007
+        Annotated[list[MetricName], Tag("one")], Annotated[list[MetricName], Tag("in_order")],
+        Annotated[dict[str, list[MetricName]], Tag("by_output")],
+        Annotated[list[list[MetricName]], Tag("lists")]],
+    Discriminator(_per_output_form)]
+
+
 class CompileSpec(Frozen):
     """What Keras's `model.compile` takes. With several outputs, `loss`, `loss_weights` and
     `metrics` take Keras's per-output forms: a mapping by output name, or a list in output
     order (one loss for all outputs is applied to each)."""
 
-    loss: Loss | dict[str, Loss] | list[Loss]
+    loss: LossForms
     optimizer: Optimizer = Field(default="rmsprop", description="Keras's default is rmsprop.")
-    metrics: list[MetricName] | dict[str, list[MetricName]] | list[list[MetricName]] = Field(
-        default_factory=list)
+    metrics: MetricForms = Field(default_factory=list)
     loss_weights: dict[str, Number] | list[Number] | None = None
 
 
