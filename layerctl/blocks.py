@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from layerctl.errors import Location, Problem, did_you_mean
+from layerctl.errors import Problem, did_you_mean
 from layerctl.layers import Layer
 from layerctl.layers.base import keras_snake_case
 from layerctl.spec import ApplySpec, BlockInstance, ModelSpec, validate_block_layers
@@ -173,12 +173,12 @@ class Expander:
             self._problem(f"unknown block '{item.block}'", path + ("block",), outer_instance(name),
                           did_you_mean(item.block, self.blocks) or (
                               "known: " + ", ".join(sorted(self.blocks)) if self.blocks
-                              else "define it under `blocks:`"))
+                              else "define it under `blocks:`"), at_value=True)
             return None
         if item.block in stack:
             cycle = " → ".join(stack[stack.index(item.block):] + [item.block])
             self._problem(f"blocks instantiate each other in a cycle: {cycle}", path + ("block",),
-                          outer_instance(name))
+                          outer_instance(name), at_value=True)
             return None
         values = self._parameters(item, block, path, name)
         if values is None:
@@ -245,21 +245,20 @@ class Expander:
                 self._problem(f"block instance '{name}' needs parameter `{key}`", path,
                               outer_instance(name))
                 ok = False
-        used = set(_parameter_uses(block.layers))
-        for key in sorted(used - set(declared)):
-            self._problem(f"block '{item.block}' uses `${key}`, which is not one of its "
-                          "`params`", ("blocks", item.block, "layers"), None,
-                          did_you_mean(key, declared))
-            ok = False
+        for key, where in _parameter_uses(block.layers, ()):
+            if key not in declared:
+                self._problem(f"block '{item.block}' uses `${key}`, which is not one of its "
+                              "`params`", ("blocks", item.block, "layers") + where, None,
+                              did_you_mean(key, declared), at_value=True)
+                ok = False
         return values if ok else None
 
     def _problem(self, message: str, path: tuple, instance: str | None,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, at_value: bool = False) -> None:
+        """A problem at the key of `path` (or its value, where the value is what is wrong)."""
         suffix = f" (in block instance '{instance}')" if instance else ""
-        self.problems.append(Problem(message + suffix, self.location(path), hint))
-
-    def location(self, path: tuple) -> Location:
-        return self.marks.key(path)
+        where = self.marks.value(path) if at_value else self.marks.key(path)
+        self.problems.append(Problem(message + suffix, where, hint))
 
 
 class _Literal(Scope):
@@ -297,12 +296,13 @@ def substitute(value: Any, values: dict[str, Any]) -> Any:
     return value
 
 
-def _parameter_uses(value: Any):
+def _parameter_uses(value: Any, path: tuple):
+    """(parameter name, path) of every `$name` in a block's raw layers."""
     if isinstance(value, str) and value.startswith("$") and value[1:].isidentifier():
-        yield value[1:]
+        yield value[1:], path
     elif isinstance(value, dict):
-        for item in value.values():
-            yield from _parameter_uses(item)
+        for key, item in value.items():
+            yield from _parameter_uses(item, path + (key,))
     elif isinstance(value, list):
-        for item in value:
-            yield from _parameter_uses(item)
+        for index, item in enumerate(value):
+            yield from _parameter_uses(item, path + (index,))

@@ -483,7 +483,8 @@ def _outputs(spec: ModelSpec, expander: Expander, renamed: Callable[[str], str],
         if node is None or index >= len(node.output_shapes):
             problems.append(Problem(f"output '{written}' is not a node of the model",
                                     marks.value(("outputs", i)),
-                                    did_you_mean(written, scope.known())))
+                                    did_you_mean(written, scope.known())
+                                    or "nodes: " + ", ".join(scope.known())))
         elif ref in outputs:
             problems.append(Problem(f"output '{written}' is listed twice",
                                     marks.value(("outputs", i))))

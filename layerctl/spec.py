@@ -90,9 +90,9 @@ class BlockSpec(Frozen):
 
 
 def _entry_tag(value: Any) -> str | None:
-    if isinstance(value, dict) and "apply" in value:
+    if isinstance(value, ApplySpec) or isinstance(value, dict) and "apply" in value:
         return "Apply"
-    if isinstance(value, dict) and "block" in value:
+    if isinstance(value, BlockInstance) or isinstance(value, dict) and "block" in value:
         return "Block"
     return layer_tag(value)
 
@@ -204,7 +204,8 @@ def validate_block_layers(
     try:
         entries = _entries_adapter().validate_python(data["layers"])
     except ValidationError as error:
-        problems += [_translate(e, data, view) for e in error.errors()]
+        problems += [_translate({**e, "loc": ("layers", *e["loc"])}, data, view)
+                     for e in error.errors()]
     problems = [replace(p, message=f"{p.message} (in block instance '{instance}')")
                 for p in problems]
     return entries, problems

@@ -61,3 +61,56 @@ def copy_weights(model, weights: dict[str, np.ndarray]) -> None:
 def run_keras(model, x, training: bool) -> np.ndarray:
     """The model's output as a NumPy array (whatever the backend's tensor type)."""
     return keras.ops.convert_to_numpy(model(x, training=training))
+
+
+# ---- general graphs: several inputs and outputs, shared layers, blocks -----------------------
+def keras_name(name: str) -> str:
+    """Keras refuses '/' in layer names; block members are flattened as `stem__conv2d`."""
+    return name.replace("/", "__")
+
+
+def keras_graph_model(plan):
+    """The plan as one flat functional Keras model built independently of layerctl's export:
+    named inputs, the plan's outputs, one Keras layer object per owner (so an `apply:` node
+    calls the same object again and shares its weights), block members flattened."""
+    tensors = {i.name: keras.Input(shape=i.shape[1:], dtype="int32" if i.integer else "float32",
+                                   name=i.name) for i in plan.inputs}
+    layers = {}
+    for node in plan.nodes:
+        if node.owner not in layers:
+            layers[node.owner] = keras_layer(
+                node.layer.model_copy(update={"name": keras_name(node.owner)}))
+        sources = [tensors[s] for s in node.inputs]
+        result = layers[node.owner](sources if node.list_input else sources[0])
+        results = result if isinstance(result, list | tuple) else [result]
+        for k, value in enumerate(results):
+            tensors[node.name if k == 0 else f"{node.name}.{k}"] = value
+    inputs = [tensors[i.name] for i in plan.inputs]
+    outputs = [tensors[o] for o in plan.outputs]
+    return keras.Model(inputs, outputs, name=plan.name)
+
+
+def copy_graph_weights(model, weights: dict[str, np.ndarray]) -> None:
+    for layer in model.layers:
+        if layer.weights:
+            owner = layer.name.replace("__", "/")
+            layer.set_weights([weights[f"{owner}/{w.name}"] for w in layer.weights])
+
+
+def keras_outputs_and_gradients(model, inputs: list[np.ndarray], projections: list[np.ndarray]):
+    """The model's outputs, and d sum(output_k · projection_k) / d weight for every weight,
+    keyed as layerctl keys them (torch backend autograd)."""
+    import torch
+
+    tensors = [torch.as_tensor(x) for x in inputs]
+    outputs = model(tensors if len(tensors) > 1 else tensors[0], training=False)
+    outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
+    total = sum((out * torch.as_tensor(p, dtype=out.dtype)).sum()
+                for out, p in zip(outputs, projections, strict=True))
+    variables = [(layer, w) for layer in model.layers for w in layer.trainable_weights]
+    grads = torch.autograd.grad(total, [w.value for _, w in variables], allow_unused=True)
+    keyed = {}
+    for (layer, w), grad in zip(variables, grads, strict=True):
+        keyed[f"{layer.name.replace('__', '/')}/{w.name}"] = (
+            np.zeros(tuple(w.shape)) if grad is None else grad.detach().numpy())
+    return [out.detach().numpy() for out in outputs], keyed

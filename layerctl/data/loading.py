@@ -71,11 +71,14 @@ def load_dataset(
     """
     if not isinstance(source, BundledData | ArchiveData | CsvData | ArrayPairData):
         source = parse_data_source(source)
-    if len(inputs) > 1 or len(outputs) > 1:
-        return _load_named(source, base_dir, require_labels, inputs, outputs)
     if isinstance(source, BundledData):
         x, y = datasets.load(source.dataset)
-        name = source.dataset
+        if isinstance(x, dict) or isinstance(y, dict) or len(inputs) > 1 or len(outputs) > 1:
+            return _bundled_named(source.dataset, x, y, inputs, outputs)
+    elif len(inputs) > 1 or len(outputs) > 1:
+        return _load_named(source, base_dir, require_labels, inputs, outputs)
+    if isinstance(source, BundledData):
+        name = source.dataset  # x, y loaded above
     elif isinstance(source, CsvData):
         path, name = display_path(base_dir, source.path)
         existing_file(path, name)
@@ -88,6 +91,31 @@ def load_dataset(
         raise DataError(f"{name}: x has {len(x)} samples but y has {len(y)}",
                         hint="inputs and labels need one row per sample")
     return Dataset(x=x, y=y, name=name)
+
+
+def _bundled_named(name: str, x: Any, y: Any, inputs: tuple[str, ...],
+                   outputs: tuple[str, ...]) -> Dataset:
+    """A bundled dataset with named arrays, matched to the model's input and output names."""
+
+    def match(arrays: Any, names: tuple[str, ...], role: str) -> Any:
+        if not isinstance(arrays, dict):
+            if len(names) == 1:
+                return arrays
+            raise DataError(f"the bundled dataset '{name}' has one array of {role}, but the "
+                            f"model has {len(names)}: {', '.join(names)}")
+        if len(names) == 1 and names[0] not in arrays:
+            raise DataError(f"the bundled dataset '{name}' has {role} "
+                            f"{', '.join(arrays)}; the model's are named {names[0]}",
+                            hint=f"name the model's {role} " + ", ".join(arrays))
+        missing = [n for n in names if n not in arrays]
+        if missing:
+            raise DataError(f"the bundled dataset '{name}' has no {role} named "
+                            f"{', '.join(missing)}",
+                            hint=f"its {role}: " + ", ".join(arrays))
+        chosen = {n: arrays[n] for n in names}
+        return chosen if len(names) > 1 else chosen[names[0]]
+
+    return Dataset(x=match(x, inputs, "inputs"), y=match(y, outputs, "outputs"), name=name)
 
 
 def _load_named(source: SourceModel, base_dir: str | os.PathLike, require_labels: bool,

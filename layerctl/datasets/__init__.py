@@ -26,9 +26,37 @@ def _from_npz(filename: str) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
     return load_arrays
 
 
-LOADERS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray]]] = {
+def _digits_two_heads() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The digits for a model with two inputs and two outputs: the image and a small feature
+    vector (each row's mean ink) in; the digit and whether it is even out."""
+    x, y = LOADERS["digits"]()
+    inputs = {"image": x, "row_ink": x.mean(axis=(2, 3)).astype(np.float32)}
+    return inputs, {"digit": y, "even": (y % 2 == 0).astype(np.float32)[:, None]}
+
+
+def _digits_pairs() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Pairs of digit images for a siamese model: `left`, `right` and whether they show the
+    same digit (half of the pairs do), drawn with a fixed seed, so always the same pairs."""
+    x, y = LOADERS["digits"]()
+    rng = np.random.default_rng(0)
+    left = rng.permutation(len(x))
+    by_digit = [np.flatnonzero(y == d) for d in range(10)]
+    same = np.arange(len(x)) % 2 == 0
+    right = rng.permutation(len(x))
+    for i in np.flatnonzero(same):
+        right[i] = rng.choice(by_digit[y[left[i]]])
+    target = (y[left] == y[right]).astype(np.float32)[:, None]
+    return {"left": x[left], "right": x[right]}, target
+
+
+Arrays = np.ndarray | dict[str, np.ndarray]
+LOADERS: dict[str, Callable[[], tuple[Arrays, Arrays]]] = {
     # UCI 8x8 handwritten digits: x float32 (1797, 8, 8, 1) in [0, 1], y int64 (1797,) in 0..9.
     "digits": _from_npz("digits.npz"),
+    # derived from digits (README.md here): inputs image, row_ink; outputs digit, even
+    "digits_two_heads": _digits_two_heads,
+    # derived from digits: inputs left, right; output 1.0 when both show the same digit
+    "digits_pairs": _digits_pairs,
 }
 
 
@@ -37,7 +65,7 @@ def available() -> list[str]:
     return sorted(LOADERS)
 
 
-def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+def load(name: str) -> tuple[Arrays, Arrays]:
     """The arrays `(x, y)` of the bundled dataset `name` (fresh copies, safe to modify).
 
     Raises DataError for an unknown name, with a did-you-mean and the list of names.
