@@ -25,6 +25,7 @@ from pydantic import (
 
 from layerctl.config import CHOICE_MODELS, Frozen
 from layerctl.errors import Location, Problem, SpecError, did_you_mean
+from layerctl.keras_layers import KERAS_LAYER_CLASSES
 from layerctl.layers import LAYER_CLASSES, LAYER_TYPES, layer_class, layer_tag
 from layerctl.layers.base import DataFormat, LayerInputs, PositiveInt, lower_string
 from layerctl.legacy import LEGACY_TRAIN_KEYS, legacy_hint
@@ -391,12 +392,7 @@ def _is_layer(path: tuple) -> bool:
 def _unknown_type(path: tuple, ctx: dict, marks: Marks) -> Problem:
     tag = ctx.get("tag")
     if _is_layer(path):
-        return Problem(
-            f"unknown layer type '{tag}'",
-            marks.value(path + ("type",)),
-            did_you_mean(str(tag), LAYER_TYPES)
-            or "supported: " + ", ".join(sorted(c.keras_class for c in set(LAYER_TYPES.values()))),
-        )
+        return _unknown_layer_type(str(tag), marks.value(path + ("type",)))
     field = next((p for p in reversed(path) if isinstance(p, str)), "value")
     kind = field.rsplit("_", 1)[-1] if "_" in field else field
     expected = [t.strip().strip("'") for t in ctx.get("expected_tags", "").split(",")]
@@ -406,6 +402,19 @@ def _unknown_type(path: tuple, ctx: dict, marks: Marks) -> Problem:
         marks.value(where),
         did_you_mean(str(tag), expected) or "expected one of " + ", ".join(expected),
     )
+
+
+def _unknown_layer_type(tag: str, where: Location) -> Problem:
+    """A Keras layer layerctl lacks is named as such; a did-you-mean only for a misspelling."""
+    if tag in KERAS_LAYER_CLASSES:
+        return Problem(f"{tag} is a Keras layer that layerctl does not support (yet)", where,
+                       "docs/layers.md lists the supported layers")
+    unsupported = KERAS_LAYER_CLASSES - set(LAYER_TYPES)
+    hint = did_you_mean(tag, [*LAYER_TYPES, *unsupported])
+    if hint is not None and hint.removeprefix("did you mean '").removesuffix("'?") in unsupported:
+        hint += " (a Keras layer that layerctl does not support yet)"
+    return Problem(f"unknown layer type '{tag}'", where, hint or "supported: " + ", ".join(
+        sorted(c.keras_class for c in set(LAYER_TYPES.values()))))
 
 
 def _describe(value: Any) -> str:

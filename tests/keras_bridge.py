@@ -37,30 +37,29 @@ def keras_layer(layer):
 
 
 def keras_model(plan, dtype="float32"):
-    """A functional Keras model with the plan's layers, names and wiring."""
-    input_dtype = "int32" if plan.integer_input else dtype
-    inputs = keras.Input(shape=plan.input_shape[1:], dtype=input_dtype, name="input")
-    tensors = {"input": inputs}
-    for node in plan.nodes:
-        layer = keras_layer(node.layer)
-        sources = [tensors[s] for s in node.inputs]
-        tensors[node.name] = layer(sources if node.layer.max_inputs > 1 else sources[0])
-    return keras.Model(inputs, tensors[plan.output], name=plan.name)
+    """A functional Keras model with the plan's layers, names and wiring (see
+    keras_graph_model); one input and one output are passed bare, not as lists."""
+    return keras_graph_model(plan, dtype)
 
 
 def copy_weights(model, weights: dict[str, np.ndarray]) -> None:
     """Copy layerctl weights ("layer/weight") into the Keras model, by name."""
     for layer in model.layers:
-        values = [weights[f"{layer.name}/{w.name}"] for w in layer.weights
-                  if f"{layer.name}/{w.name}" in weights]
+        owner = layer.name.replace("__", "/")
+        values = [weights[f"{owner}/{w.name}"] for w in layer.weights
+                  if f"{owner}/{w.name}" in weights]
         if layer.weights:
             assert len(values) == len(layer.weights), layer.name
             layer.set_weights(values)
 
 
-def run_keras(model, x, training: bool) -> np.ndarray:
-    """The model's output as a NumPy array (whatever the backend's tensor type)."""
-    return keras.ops.convert_to_numpy(model(x, training=training))
+def run_keras(model, x, training: bool):
+    """The model's output as a NumPy array (whatever the backend's tensor type); several
+    outputs as a list."""
+    y = model(x, training=training)
+    if isinstance(y, list | tuple):
+        return [keras.ops.convert_to_numpy(v) for v in y]
+    return keras.ops.convert_to_numpy(y)
 
 
 # ---- general graphs: several inputs and outputs, shared layers, blocks -----------------------
@@ -69,11 +68,11 @@ def keras_name(name: str) -> str:
     return name.replace("/", "__")
 
 
-def keras_graph_model(plan):
+def keras_graph_model(plan, dtype="float32"):
     """The plan as one flat functional Keras model built independently of layerctl's export:
     named inputs, the plan's outputs, one Keras layer object per owner (so an `apply:` node
     calls the same object again and shares its weights), block members flattened."""
-    tensors = {i.name: keras.Input(shape=i.shape[1:], dtype="int32" if i.integer else "float32",
+    tensors = {i.name: keras.Input(shape=i.shape[1:], dtype="int32" if i.integer else dtype,
                                    name=i.name) for i in plan.inputs}
     layers = {}
     for node in plan.nodes:
@@ -87,14 +86,8 @@ def keras_graph_model(plan):
             tensors[node.name if k == 0 else f"{node.name}.{k}"] = value
     inputs = [tensors[i.name] for i in plan.inputs]
     outputs = [tensors[o] for o in plan.outputs]
-    return keras.Model(inputs, outputs, name=plan.name)
-
-
-def copy_graph_weights(model, weights: dict[str, np.ndarray]) -> None:
-    for layer in model.layers:
-        if layer.weights:
-            owner = layer.name.replace("__", "/")
-            layer.set_weights([weights[f"{owner}/{w.name}"] for w in layer.weights])
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0],
+                       outputs if len(outputs) > 1 else outputs[0], name=plan.name)
 
 
 def keras_outputs_and_gradients(model, inputs: list[np.ndarray], projections: list[np.ndarray]):

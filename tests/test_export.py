@@ -53,13 +53,21 @@ def trained_graph(plan, seed=0) -> Graph:
 
 
 def sample_inputs(plan, seed=1, n=6, steps=None):
-    """Random inputs; sequences padded before, after, in the middle, entirely, and not at all."""
+    """Random inputs; sequences padded before, after, in the middle, entirely, and not at all.
+    A model with several inputs gets {input name: array}."""
+    if len(plan.inputs) > 1:
+        return {i.name: _sample_input(plan, i, seed + k, n, steps)
+                for k, i in enumerate(plan.inputs)}
+    return _sample_input(plan, plan.inputs[0], seed, n, steps)
+
+
+def _sample_input(plan, model_input, seed, n, steps):
     rng = np.random.default_rng(seed)
-    dims = list(plan.input_shape[1:])
+    dims = list(model_input.shape[1:])
     if steps is not None:
         dims[0] = steps
     shape = (n,) + tuple(d or 7 for d in dims)
-    if plan.integer_input:
+    if model_input.integer:
         vocabulary = next(node.layer.input_dim for node in plan.nodes
                           if node.layer.keras_class == "Embedding")
         x = rng.integers(1, vocabulary, size=shape)
@@ -79,16 +87,36 @@ def plan_of(text: str):
 
 
 def run_onnx(path, x):
+    """ONNX Runtime's outputs: an array, or {output name: array} for several outputs."""
     ort = need("onnxruntime")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == ["input"]
-    return session.run(None, {"input": x})[0]
+    feed = x if isinstance(x, dict) else {"input": x}
+    assert [i.name for i in session.get_inputs()] == list(feed)
+    outputs = session.run(None, feed)
+    if len(outputs) == 1:
+        return outputs[0]
+    return {o.name: value for o, value in zip(session.get_outputs(), outputs, strict=True)}
 
 
 def run_keras_file(path, x):
+    """The reloaded Keras model's outputs (an array, or a list in output order) and the model."""
     keras = need("keras")
     model = keras.saving.load_model(path)
-    return keras.ops.convert_to_numpy(model(x, training=False)), model
+    y = model(x, training=False)
+    if isinstance(y, list | tuple):
+        return [keras.ops.convert_to_numpy(v) for v in y], model
+    return keras.ops.convert_to_numpy(y), model
+
+
+def assert_outputs_close(got, expected) -> None:
+    """`expected` from Graph.predict: an array or {output: array} (`got` a dict or a list in
+    output order)."""
+    if not isinstance(expected, dict):
+        np.testing.assert_allclose(got, expected, **TOLERANCE)
+        return
+    values = got if isinstance(got, list) else [got[name] for name in expected]
+    for value, name in zip(values, expected, strict=True):
+        np.testing.assert_allclose(value, expected[name], err_msg=name, **TOLERANCE)
 
 
 def check_onnx(plan, tmp_path, x=None, opset=17, graph=None):
@@ -96,7 +124,7 @@ def check_onnx(plan, tmp_path, x=None, opset=17, graph=None):
     graph = graph or trained_graph(plan)
     x = sample_inputs(plan) if x is None else x
     export_model(plan, graph.weights, tmp_path / "model.onnx", "onnx", opset)
-    np.testing.assert_allclose(run_onnx(tmp_path / "model.onnx", x), graph.predict(x), **TOLERANCE)
+    assert_outputs_close(run_onnx(tmp_path / "model.onnx", x), graph.predict(x))
 
 
 def check_keras(plan, tmp_path, x=None):
@@ -105,8 +133,13 @@ def check_keras(plan, tmp_path, x=None):
     x = sample_inputs(plan) if x is None else x
     export_model(plan, graph.weights, tmp_path / "model.keras", "keras")
     y, model = run_keras_file(tmp_path / "model.keras", x)
-    np.testing.assert_allclose(y, graph.predict(x), **TOLERANCE)
-    assert [layer.name for layer in model.layers[1:]] == [node.name for node in plan.nodes]
+    assert_outputs_close(y, graph.predict(x))
+    # the same layers, by name: one Keras layer per owner, one nested model per block instance
+    top = [n.instance.split("/")[0] if n.instance else n.name for n in plan.nodes if not n.shared]
+    layers = [layer.name for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    if len(plan.inputs) > 1:  # Keras orders the branches of several inputs its own way
+        layers, top = sorted(layers), sorted(top)
+    assert layers == list(dict.fromkeys(top))
     return model
 
 

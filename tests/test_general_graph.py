@@ -236,7 +236,7 @@ def test_loss_naming_a_non_output(tmp_path):
 # ---- Keras 3 as the oracle -------------------------------------------------------------------
 def oracle_check(plan, seed=0):
     """Shapes, params, forward values and gradients (through every output) against Keras."""
-    from keras_bridge import copy_graph_weights, keras_graph_model, keras_outputs_and_gradients
+    from keras_bridge import copy_weights, keras_graph_model, keras_outputs_and_gradients
 
     graph = Graph(plan)
     graph.initialize(np.random.default_rng(seed))
@@ -244,9 +244,9 @@ def oracle_check(plan, seed=0):
         value += np.random.default_rng(seed + 1).normal(0, 0.1, value.shape).astype(value.dtype)
     model = keras_graph_model(plan)
     assert model.count_params() == plan.total_params
-    for ref, keras_output in zip(plan.outputs, model.outputs, strict=True):
+    for ref, keras_output in zip(plan.outputs, model.outputs, strict=True):  # noqa: B905
         assert tuple(keras_output.shape) == plan.shape_of(ref)
-    copy_graph_weights(model, graph.weights)
+    copy_weights(model, graph.weights)
     rng = np.random.default_rng(seed + 2)
     x = {i.name: (rng.integers(0, 5, (6,) + i.shape[1:]) if i.integer
                   else rng.normal(size=(6,) + i.shape[1:]).astype(np.float32))

@@ -187,6 +187,10 @@ def test_batchnorm_moving_statistics_update_in_training_only():
 
 # ---- Keras 3 as an oracle ------------------------------------------------------------------
 def sample_inputs(plan, rng, n=4):
+    """Random inputs for the plan: an array, or {input name: array} for several inputs."""
+    if len(plan.inputs) > 1:
+        return {i.name: rng.normal(size=(n,) + tuple(d or 6 for d in i.shape[1:]))
+                .astype(np.float32) for i in plan.inputs}
     shape = (n,) + tuple(d or 6 for d in plan.input_shape[1:])
     if plan.integer_input:
         vocabulary = plan.nodes[0].layer.input_dim
@@ -224,7 +228,11 @@ def test_inference_matches_keras(path):
     copy_weights(model, graph.weights)
     x = sample_inputs(plan, rng)
     expected = run_keras(model, x, training=False)
-    np.testing.assert_allclose(graph.predict(x, batch_size=3), expected, rtol=1e-4, atol=1e-5)
+    got = graph.predict(x, batch_size=3)
+    if not isinstance(got, dict):
+        got, expected = {plan.output: got}, [expected]
+    for name, value in zip(plan.outputs, expected, strict=True):
+        np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 @pytest.mark.oracle

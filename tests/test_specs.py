@@ -33,6 +33,13 @@ EXPECTED = {
     "dense_first_layer.yaml": (544 + 1056, 0, (None, 32)),
     "dropout_mlp.yaml": (3660 + 1830 + 31, 0, (None, 1)),
     "maxpooling_text.yaml": (250_000 + 8032 + 1537, 0, (None, 1)),
+    # the first output's shape; conv 160, row_ink 144, hidden 272·64+64, digit 650, even 65
+    "digits_two_heads.yaml": (160 + 144 + 17_472 + 650 + 65, 0, (None, 10)),
+    # encoder and code count once, however often they are applied
+    "siamese_digits.yaml": (4160 + 2080 + 2080 + 33, 0, (None, 1)),
+    # stem 160; a block: conv 9·16·16, BN 64 (32 non-trainable), conv 9·16·16+16; res3 2×2
+    "residual_blocks.yaml": (160 + 2 * (2304 + 64 + 2320) + (1024 + 64 + 1040) + 2570, 96,
+                             (None, 10)),
 }
 
 
@@ -101,12 +108,30 @@ def test_invalid_folder_fails():
 @pytest.mark.oracle
 @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
 def test_shapes_and_params_match_keras(path):
-    from keras_bridge import keras_model
+    from keras_bridge import keras_model, keras_name
 
     plan = plan_of(path)
     model = keras_model(plan)
     for node in plan.nodes:
-        layer = model.get_layer(node.name)
+        if node.shared:  # an `apply:` has its owner's Keras layer; its params count once
+            continue
+        layer = model.get_layer(keras_name(node.name))
         assert tuple(layer.output.shape) == node.output_shape, node.name
         assert layer.count_params() == node.params, node.name
     assert model.count_params() == plan.total_params
+
+
+@pytest.mark.parametrize("spelled, message", [
+    ("ConvLSTM2D", "ConvLSTM2D is a Keras layer that layerctl does not support (yet); "
+                   "docs/layers.md lists the supported layers"),
+    ("Dence", "unknown layer type 'Dence'; did you mean 'Dense'?"),
+    ("ConvLSTM2d", "unknown layer type 'ConvLSTM2d'; did you mean 'ConvLSTM2D'? (a Keras layer "
+                   "that layerctl does not support yet)"),
+])
+def test_unsupported_keras_layers_are_named_as_such(spelled, message):
+    from layerctl.errors import SpecError
+    from layerctl.spec import parse_spec
+
+    with pytest.raises(SpecError) as caught:
+        parse_spec(f"input_shape: [4]\nlayers:\n  - {{type: {spelled}}}\n", "m.yaml")
+    assert [p.render() for p in caught.value.problems] == [f"m.yaml:3:12: {message}"]
