@@ -376,10 +376,25 @@ def export_graph(case: str) -> Graph:
 
 
 @pytest.mark.oracle
+@pytest.mark.parametrize("opset", [17, 18])  # ReduceMean takes its axes as an input from 18
 @pytest.mark.parametrize("case", EXPORT_CASES)
-def test_onnx_export_matches_predict(case, tmp_path):
+def test_onnx_export_matches_predict(case, opset, tmp_path):
     graph = export_graph(case)
-    check_onnx(graph.plan, tmp_path, graph=graph)
+    check_onnx(graph.plan, tmp_path, opset=opset, graph=graph)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("case, fused", [("ln-trailing", True), ("ln-mixed-sign", True),
+                                         ("ln-gapped", False), ("ln-rms", False),
+                                         ("ln-plain-unknown", False)])
+def test_onnx_uses_the_layer_normalization_operator_for_trailing_axes(case, fused):
+    need("onnx")
+    from layerctl.export.onnx import build_onnx_model
+
+    graph = export_graph(case)
+    ops = {n.op_type for n in build_onnx_model(graph.plan, graph.weights).graph.node}
+    assert ("LayerNormalization" in ops) == fused
+    assert ("ReduceMean" in ops) != fused
 
 
 @pytest.mark.oracle
