@@ -25,7 +25,10 @@ from layerctl.layers.base import (
     format_shape,
 )
 from layerctl.layers.normalization.statistics import (
+    as_rows,
     axis_argument,
+    from_rows,
+    mean_of_product,
     positive_axes,
     standardize,
     standardize_backward,
@@ -33,6 +36,7 @@ from layerctl.layers.normalization.statistics import (
 from layerctl.regularizers import Regularizer
 
 Axis = Annotated[int, Strict()] | list[Annotated[int, Strict()]]
+ROWS = (1,)  # the axis of features in `as_rows`
 
 
 class LayerNormalization(SingleInputLayer):
@@ -109,38 +113,38 @@ class LayerNormalization(SingleInputLayer):
         return specs
 
     # ---- math ----------------------------------------------------------------------------
-    def _broadcast(self, weight: np.ndarray, x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-        """gamma or beta reshaped to broadcast against x along `axes` (Keras's reshape)."""
-        shape = [1] * x.ndim
-        for a in axes:
-            shape[a] = x.shape[a]
-        return weight.reshape(shape)
-
+    # Computed on `as_rows(x)`: one row per sample (and per position outside `axis`), the
+    # normalized axes flattened in order, so gamma and beta are flat vectors (Keras's reshape).
     def forward(self, weights, x, mask, training, rng):
         axes = self.normalized_axes(x.shape)
-        x_hat, inv_std, mean = standardize(x, axes, self.epsilon)
+        x_hat, inv_std, mean = standardize(as_rows(x, axes), ROWS, self.epsilon)
         # rms_scaling scales x itself: x · inv_std = x̂ + mean · inv_std
         scaled = x_hat + mean * inv_std if self.rms_scaling else x_hat
-        y = scaled * self._broadcast(weights["gamma"], x, axes) if self.has_gamma else scaled
+        y = scaled
+        if self.has_gamma:
+            y = scaled * weights["gamma"].reshape(-1)
         if self.has_beta:
-            y = y + self._broadcast(weights["beta"], x, axes)
-        return y, (x_hat, inv_std, scaled, axes)
+            beta = weights["beta"].reshape(-1)
+            y = y + beta if y is scaled else np.add(y, beta, out=y)
+        return from_rows(y, x.shape, axes), (x_hat, inv_std, scaled, axes)
 
     def backward(self, weights, cache, dy):
         x_hat, inv_std, scaled, axes = cache
-        others = tuple(a for a in range(dy.ndim) if a not in axes)
+        dy_rows = as_rows(dy, axes)
         grads = {}
+        dscaled = dy_rows
         if self.has_gamma:
             gamma = weights["gamma"]
-            grads["gamma"] = (dy * scaled).sum(axis=others).reshape(gamma.shape)
-            dy_scaled = dy * self._broadcast(gamma, dy, axes)
-        else:
-            dy_scaled = dy
+            grads["gamma"] = np.einsum("ij,ij->j", dy_rows, scaled).reshape(gamma.shape)
+            dscaled = dy_rows * gamma.reshape(-1)
         if self.has_beta:
-            grads["beta"] = dy.sum(axis=others).reshape(weights["beta"].shape)
-        if not self.rms_scaling:
-            return standardize_backward(dy_scaled, x_hat, inv_std, axes), grads
-        # s = x · inv_std: only the variance depends on x (through x̂), so
-        # dx = inv_std · (ds − x̂ · mean(ds · s))
-        mean_ds_s = (dy_scaled * scaled).mean(axis=axes, keepdims=True)
-        return inv_std * (dy_scaled - x_hat * mean_ds_s), grads
+            column_sums = np.ones(len(dy_rows), dy.dtype) @ dy_rows  # one BLAS call
+            grads["beta"] = column_sums.reshape(weights["beta"].shape)
+        if self.rms_scaling:
+            # s = x · inv_std: only the variance depends on x (through x̂), so
+            # dx = inv_std · (ds − x̂ · mean(ds · s))
+            dx = dscaled - x_hat * mean_of_product(dscaled, scaled, ROWS)
+            dx *= inv_std
+        else:
+            dx = standardize_backward(dscaled, x_hat, inv_std, ROWS)
+        return from_rows(dx, dy.shape, axes), grads
