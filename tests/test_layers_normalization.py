@@ -243,6 +243,8 @@ ORACLE_CASES = {
     # normalizes trailing axes: the non-trailing cases below use rms_scaling or gapped axes,
     # which take Keras's generic path.
     "ln-last": ([5, 6], {"type": "LayerNormalization"}),
+    "ln-rank-2": ([6], {"type": "LayerNormalization"}),
+    "ln-unsorted": ([5, 6], {"type": "LayerNormalization", "axis": [2, 1]}),
     "ln-two-trailing": ([5, 6], {"type": "LayerNormalization", "axis": [-2, -1]}),
     "ln-mixed-sign": ([5, 6], {"type": "LayerNormalization", "axis": [-1, 1]}),
     "ln-gapped": ([3, 4, 5], {"type": "LayerNormalization", "axis": [1, 3]}),
@@ -254,6 +256,7 @@ ORACLE_CASES = {
     "ln-rms-mixed": ([5, 6], {"type": "LayerNormalization", "rms_scaling": True,
                               "axis": [-1, 1], "scale": False}),
     "gn-1": ([5, 6], {"type": "GroupNormalization", "groups": 1}),
+    "gn-rank-2": ([6], {"type": "GroupNormalization", "groups": 2}),
     "gn-3": ([4, 3, 6], {"type": "GroupNormalization", "groups": 3}),
     "gn-channels": ([5, 6], {"type": "GroupNormalization", "groups": 6, "epsilon": 0.01}),
     "gn-instance": ([5, 6], {"type": "GroupNormalization", "groups": -1, "center": False}),

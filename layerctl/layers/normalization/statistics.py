@@ -17,6 +17,8 @@ import numpy as np
 
 from layerctl.layers.base import IncompatibleShape
 
+EINSUM_MAX_FEATURES = 4096  # rows up to this long sum in order precisely enough (float32)
+
 
 def as_rows(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """x as a (samples, features) matrix, the sorted `axes` flattened last: a view when they are
@@ -42,9 +44,13 @@ def mean_over(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 
 
 def mean_of_product(a: np.ndarray, b: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """mean(a · b) over `axes` (kept), without a temporary for a matrix's rows."""
+    """mean(a · b) over `axes` (kept); over a matrix's short rows without a temporary (einsum
+    sums in order, so longer rows take the product's pairwise or BLAS sum instead: for 50,000
+    float32 features its relative error is ~6e-7 against ~3e-8)."""
     if a.ndim == 2 and axes == (1,):
-        return np.einsum("ij,ij->i", a, b)[:, None] / a.dtype.type(a.shape[1])
+        if a.shape[1] <= EINSUM_MAX_FEATURES:
+            return np.einsum("ij,ij->i", a, b)[:, None] / a.dtype.type(a.shape[1])
+        return mean_over(a * b, axes)
     return (a * b).mean(axis=axes, keepdims=True)
 
 
