@@ -15,13 +15,19 @@ from layerctl.layers.convolutional import Conv1D, Conv2D
 from layerctl.layers.core import Activation, Dense, Dropout, Flatten, Masking
 from layerctl.layers.embedding import Embedding
 from layerctl.layers.merge import Add, Concatenate
-from layerctl.layers.normalization import BatchNormalization
+from layerctl.layers.normalization import (  # normalization family
+    BatchNormalization,
+    GroupNormalization,
+    LayerNormalization,
+    UnitNormalization,
+)
 from layerctl.layers.pooling import GlobalMaxPooling1D, MaxPool, MaxPooling1D, MaxPooling2D
 from layerctl.layers.recurrent import LSTM
 
 LAYER_CLASSES: tuple[type[Layer], ...] = (
     Dense, Activation, BatchNormalization, Dropout, Masking, Flatten, MaxPool, MaxPooling1D,
     MaxPooling2D, GlobalMaxPooling1D, Conv1D, Conv2D, Embedding, LSTM, Add, Concatenate,
+    LayerNormalization, GroupNormalization, UnitNormalization,  # normalization family
 )
 
 # Every accepted spelling of `type:` -> the class it selects.
