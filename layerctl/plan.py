@@ -396,9 +396,13 @@ def _place(entry: Entry, index: int, in_shapes: tuple[Shape, ...], receives_mask
         raise IncompatibleShape(f"{layer.keras_class} takes {wanted} input(s), got {count}")
     argument = list(in_shapes) if layer.takes_list(count) else in_shapes[0]
     owner = entry.apply or entry.name
-    if entry.apply is not None:  # the same weights: the shapes must build the same ones
+    if entry.apply is None:
+        layer = layer.resolve(in_shapes[0], data_format)
+    else:
         layer = built[owner].layer
-        weights = tuple(layer.weight_specs(argument))
+    output_shapes = tuple(layer.output_shapes(argument))  # first: it checks the input
+    weights = tuple(layer.weight_specs(argument))
+    if entry.apply is not None:  # the same weights: the shapes must build the same ones
         if [(w.name, w.shape) for w in weights] != [(w.name, w.shape)
                                                     for w in built[owner].weights]:
             raise IncompatibleShape(
@@ -406,10 +410,6 @@ def _place(entry: Entry, index: int, in_shapes: tuple[Shape, ...], receives_mask
                 + ", ".join(format_shape(s) for s in built[owner].input_shapes)
                 + " and cannot be applied with other weight shapes")
         weights = ()
-    else:
-        layer = layer.resolve(in_shapes[0], data_format)
-        weights = tuple(layer.weight_specs(argument))
-    output_shapes = tuple(layer.output_shapes(argument))
     return Node(layer, index, entry.sources, in_shapes, output_shapes, receives_mask,
                 layer.emits_mask(receives_mask), weights, name=entry.name, owner=owner,
                 instance=entry.instance, roles=entry.roles)
