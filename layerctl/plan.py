@@ -400,6 +400,8 @@ def _place(entry: Entry, index: int, in_shapes: tuple[Shape, ...], receives_mask
         layer = layer.resolve(in_shapes[0], data_format)
     else:
         layer = built[owner].layer
+    if layer.call_arguments:
+        layer = layer.with_roles(entry.roles)
     output_shapes = tuple(layer.output_shapes(argument))  # first: it checks the input
     weights = tuple(layer.weight_specs(argument))
     if entry.apply is not None:  # the same weights: the shapes must build the same ones

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, Strict, field_validator
+from pydantic import Field, PrivateAttr, Strict, field_validator
 
 from layerctl.config import Frozen
 
@@ -93,6 +93,8 @@ class Layer(Frozen):
     # Keras's call-argument names for tensors, in positional order, for mapping `inputs:`;
     # a list-valued argument (initial_state) takes several nodes.
     call_arguments: ClassVar[tuple[str, ...]] = ()
+    # The call argument of each input the plan feeds this layer (`roles`, below).
+    _roles: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("name")
     @classmethod
@@ -117,6 +119,21 @@ class Layer(Frozen):
         its forward then returns a tuple, its backward takes a list of dy (zeros for unused
         outputs) and its output_mask a list of masks."""
         return [self.output_shape(input_shape)]
+
+    def with_roles(self, roles: tuple[str, ...]) -> Layer:
+        """This layer told which call argument each of its inputs is (`query`, `value`, ...,
+        or "0", "1", ... for a positional list), so shapes, forward and backward can tell
+        `[query, value, key]` from `{query: q, value: v, attention_mask: m}`."""
+        bound = self.model_copy()
+        bound._roles = tuple(roles)
+        return bound
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Each input's call argument, positional ones mapped to `call_arguments` order."""
+        named = self.call_arguments
+        return tuple(named[int(r)] if r.isdigit() and int(r) < len(named) else r
+                     for r in self._roles)
 
     def takes_list(self, count: int) -> bool:
         """Whether forward gets a list of inputs (and backward returns a list of dx) when fed
