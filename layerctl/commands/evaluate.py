@@ -11,11 +11,13 @@ import click
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--weights", "weights_path", required=True, type=click.Path(dir_okay=False),
               help="Weights file (.npz), e.g. runs/NAME/weights.npz.")
-@click.option("--data", help="Data to evaluate on [default: the spec's validation data, else "
-              "train.data]: a bundled dataset name or a .npz/.csv/.npy file.")
+@click.option("--data", help="Data to evaluate on, all of it [default: the spec's validation "
+              "data, else train.data]: a bundled dataset name or a .npz/.csv/.npy file.")
+@click.option("--label", help="The label column of a --data .csv (name or 0-based index) "
+              "[default: a column named `label`].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def command(spec_path, weights_path, data, batch_size, as_json) -> None:
+def command(spec_path, weights_path, data, label, batch_size, as_json) -> None:
     """Print the loss and metrics of WEIGHTS on data, in inference mode (as Keras's evaluate).
 
     \b
@@ -24,7 +26,7 @@ def command(spec_path, weights_path, data, batch_size, as_json) -> None:
       layerctl evaluate specs/mnist_cnn.yaml --weights w.npz --data test.npz --json
     """
     from layerctl.commands.common import load_spec_and_plan, prepare_compute
-    from layerctl.commands.train import check_data, load_training_data
+    from layerctl.commands.train import check_data, data_option_source, load_training_data
     from layerctl.errors import Location, SpecError
     from layerctl.graph import Graph
     from layerctl.training.loop import Trainer
@@ -36,11 +38,13 @@ def command(spec_path, weights_path, data, batch_size, as_json) -> None:
         raise SpecError("the spec has no `compile:` block: evaluate needs its loss and metrics",
                         Location(spec_path))
     if data is not None:  # all of it, as Keras's evaluate(x, y): no validation split
-        from layerctl.data import load_dataset, parse_data_source
+        from layerctl.data import load_dataset
 
-        dataset = load_dataset(parse_data_source(data), ".", inputs=plan.input_names,
+        dataset = load_dataset(data_option_source(data, label), ".", inputs=plan.input_names,
                                outputs=plan.outputs)
     else:
+        if label is not None:
+            raise SpecError("--label names a column of the --data file; give --data too")
         train, validation = load_training_data(spec, spec_path, None, plan)
         dataset = train if validation is None else validation
     check_data(plan, spec, dataset)

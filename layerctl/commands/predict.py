@@ -5,6 +5,11 @@ from __future__ import annotations
 import click
 
 
+def column_choice(label: str | None) -> str | int | None:
+    """`--label 3` is a 0-based column index, `--label target` a header name."""
+    return int(label) if label is not None and label.lstrip("-").isdigit() else label
+
+
 def check_inputs(stream, plan) -> None:
     """One clear line when the inputs cannot feed the model."""
     import numpy as np
@@ -47,6 +52,7 @@ def check_inputs(stream, plan) -> None:
     help="Where to write: .npy, .csv or .json [default: CSV on stdout].",
 )
 @click.option("--key", help="Array name inside an .npz input [default: x].")
+@click.option("--label", help="A .csv input's label column (name or 0-based index), left out.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option(
     "--classes",
@@ -54,7 +60,8 @@ def check_inputs(stream, plan) -> None:
     help="Write the arg-max class of each output instead "
     "of the output values (sigmoid outputs: 1 when > 0.5).",
 )
-def command(spec_path, input_path, weights_path, output, key, batch_size, classes) -> None:
+def command(spec_path, input_path, weights_path, output, key, label, batch_size,
+            classes) -> None:
     """Predict with WEIGHTS on INPUT (.npy, .npz or .csv), in inference mode.
 
     Inputs are read and written batch by batch (.npy inputs are memory-mapped), so files larger
@@ -79,7 +86,7 @@ def command(spec_path, input_path, weights_path, output, key, batch_size, classe
         return
     if output is not None:
         output_format(output)  # an unsupported extension fails before any work
-    stream = open_inputs(input_path, key)
+    stream = open_inputs(input_path, key, column_choice(label))
     check_inputs(stream, plan)
     graph = Graph(plan)
     load_weights_into(graph, weights_path)

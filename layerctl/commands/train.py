@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from layerctl.errors import Location, SpecError
+from layerctl.errors import DataError, Location, SpecError
 
 
 class StopRequest:
@@ -32,15 +32,32 @@ class StopRequest:
         return signal.signal(signal.SIGINT, handler)
 
 
-def load_training_data(spec, spec_path: str, data_option: str | None, plan=None):
+def data_option_source(data_option: str, label: str | None):
+    """The source `--data` names; `--label` names the label column of a .csv."""
+    from layerctl.commands.predict import column_choice
+    from layerctl.data import CsvData, parse_data_source
+
+    source = parse_data_source(data_option)
+    if label is None:
+        return source
+    if not isinstance(source, CsvData):
+        raise DataError(f"{data_option}: --label only applies to .csv files",
+                        hint="an .npz names its arrays: {path: FILE.npz, x: KEY, y: KEY}")
+    return source.model_copy(update={"label": column_choice(label)})
+
+
+def load_training_data(spec, spec_path: str, data_option: str | None, plan=None,
+                       label: str | None = None):
     """(train, validation) datasets from the spec's `train:` block or `--data`."""
-    from layerctl.data import load_dataset, parse_data_source, split_validation
+    from layerctl.data import load_dataset, split_validation
     from layerctl.data.sources import ValidationSplit
 
     train_spec = spec.train
     base_dir = Path(spec_path).parent
     if data_option is not None:
-        source, base_dir_for_data = parse_data_source(data_option), Path(".")
+        source, base_dir_for_data = data_option_source(data_option, label), Path(".")
+    elif label is not None:
+        raise DataError("--label names a column of the --data file; give --data too")
     elif train_spec is not None and train_spec.data is not None:
         source, base_dir_for_data = train_spec.data, base_dir
     else:
@@ -86,6 +103,8 @@ def check_data(plan, spec, *datasets) -> None:
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--data", help="Training data (overrides train.data): a bundled dataset name, or "
               ".npz/.csv/.npy file relative to the current folder.")
+@click.option("--label", help="The label column of a --data .csv (name or 0-based index) "
+              "[default: a column named `label`].")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: runs/NAME].")
 @click.option("--resume", is_flag=True, help="Continue from the run folder's checkpoint.npz.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder's results.")
@@ -95,8 +114,8 @@ def check_data(plan, spec, *datasets) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), help="Override train.batch_size.")
 @click.option("--seed", type=click.IntRange(min=0), help="Override train.seed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, batch_size, seed,
-            quiet) -> None:
+def command(spec_path, data, label, out, resume, overwrite, initial_weights, epochs, batch_size,
+            seed, quiet) -> None:
     """Train SPEC and write a run folder: spec.yaml, weights.npz, checkpoint.npz, history.csv.
 
     Ctrl-C stops after the current step, saves a checkpoint and exits 130; `--resume` then
@@ -134,7 +153,7 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
         raise SpecError(f"{run.path} already holds a run", Location(spec_path),
                         "continue it with --resume, replace it with --overwrite, or choose --out")
 
-    train, validation = load_training_data(spec, spec_path, data, plan)
+    train, validation = load_training_data(spec, spec_path, data, plan, label)
     check_data(plan, spec, train, validation)
     graph = Graph(plan, dtype=np.dtype(train_spec.dtype))
     rng = np.random.default_rng(train_spec.seed)
@@ -167,6 +186,7 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
     if not quiet:
         early = [c for c in train_spec.callbacks if c.type == "early_stopping"]
         monitor = early[0].monitor if early else ("val_loss" if validation else "loss")
-        final_report(out_console, result.history, result.best_epoch, monitor)
+        final_report(out_console, result.history, result.best_epoch, monitor,
+                     result.weights_epoch)
         out_console.print(f"weights: {run.weights}  ({time.perf_counter() - started:.1f}s)",
                           highlight=False)

@@ -45,6 +45,7 @@ class InputStream:
     array: np.ndarray | None = None
     csv_path: Path | None = None
     csv_layout: csvfile.CsvLayout | None = None
+    drop_column: int | None = None  # a CSV's label column, left out of the inputs
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         """Consecutive arrays of at most `batch_size` samples, in file order."""
@@ -54,13 +55,18 @@ class InputStream:
             array = self.array
             return (np.asarray(array[i:i + batch_size]) for i in range(0, len(array), batch_size))
         assert self.csv_path is not None and self.csv_layout is not None
-        return csvfile.iter_chunks(self.csv_path, self.name, self.csv_layout, batch_size)
+        chunks = csvfile.iter_chunks(self.csv_path, self.name, self.csv_layout, batch_size)
+        if self.drop_column is None:
+            return chunks
+        return (np.delete(chunk, self.drop_column, axis=1) for chunk in chunks)
 
 
-def open_inputs(path: str | os.PathLike, key: str | None = None) -> InputStream:
+def open_inputs(path: str | os.PathLike, key: str | None = None,
+                label: str | int | None = None) -> InputStream:
     """Open `path` (.npy, .npz or .csv) for batch-wise reading; nothing large is read yet.
 
     For `.npz`, `key` names the array; by default `x`, or the only array when there is one.
+    For `.csv`, `label` names a column to leave out (the targets of a labelled file).
     """
     path = Path(path)
     name = str(path)
@@ -68,10 +74,13 @@ def open_inputs(path: str | os.PathLike, key: str | None = None) -> InputStream:
     kind = file_format(path, name)
     if key is not None and kind != "npz":
         raise DataError(f"{name}: a key ('{key}') only applies to .npz archives")
+    if label is not None and kind != "csv":
+        raise DataError(f"{name}: --label only applies to .csv files")
     if kind == "csv":
         layout = csvfile.read_layout(path, name)
-        return InputStream(name, (layout.width,), np.dtype(np.float64), None,
-                           csv_path=path, csv_layout=layout)
+        drop = None if label is None else csvfile.label_index(label, layout, name)
+        return InputStream(name, (layout.width - (drop is not None),), np.dtype(np.float64),
+                           None, csv_path=path, csv_layout=layout, drop_column=drop)
     if kind == "npy":
         array = read_npy(path, name, mmap=True)
     else:

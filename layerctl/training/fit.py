@@ -52,6 +52,7 @@ class FitResult:
     interrupted: bool = False
     stopped_early_at: int | None = None
     best_epoch: int | None = None
+    weights_epoch: int | None = None  # the epoch (0-based) whose weights weights.npz holds
 
 
 @dataclass
@@ -132,6 +133,8 @@ def fit(
         graph.set_weights(best_weights)
     if "checkpoint" not in callbacks or not callbacks["checkpoint"].spec.save_best_only:
         save_npz(run.weights, graph.get_weights())
+        last = len(result.history) - 1
+        result.weights_epoch = result.best_epoch if best_weights is not None else last
     return result
 
 
@@ -158,6 +161,7 @@ def _end_of_epoch(epoch, logs, graph, trainer, callbacks, run, result, best_weig
                 best_weights = graph.get_weights()
     if "checkpoint" in callbacks and callbacks["checkpoint"].on_epoch_end(epoch, logs):
         save_npz(run.weights, graph.get_weights())
+        result.weights_epoch = epoch
     if "reduce_lr_on_plateau" in callbacks:
         new_rate = callbacks["reduce_lr_on_plateau"].on_epoch_end(
             epoch, logs, trainer.optimizer.learning_rate_now()
@@ -180,6 +184,7 @@ def _save(run, graph, trainer, callbacks, result, position, rng, accumulator, be
         "layer_rngs": {name: generator_state(g) for name, g in graph.layer_rngs.items()},
         "history": result.history,
         "best_epoch": result.best_epoch,
+        "weights_epoch": result.weights_epoch,
         "callbacks": {name: cb.state() for name, cb in callbacks.items()},
         "accumulator": accumulator.state() if position.order is not None else None,
     }
@@ -201,6 +206,7 @@ def _restore(run, graph, trainer, callbacks, result, position, accumulator):
         if name in state["callbacks"]:
             callback.load_state(state["callbacks"][name])
     result.history, result.best_epoch = state["history"], state["best_epoch"]
+    result.weights_epoch = state.get("weights_epoch")
     position.epoch, position.batch = state["epoch"], state["batch"]
     position.order = checkpoint.arrays.get("order")
     if state["accumulator"] is not None:

@@ -99,8 +99,9 @@ def sparkline(values: list[float], width: int = 60) -> str:
 
 
 def final_report(console, history: list[dict[str, float]], best_epoch: int | None,
-                 monitor: str) -> None:
-    """The best epoch's numbers in a small table, then loss curves."""
+                 monitor: str, weights_epoch: int | None = None) -> None:
+    """The numbers of the epoch whose weights weights.npz holds, in a small table (and which
+    epoch was best, when that is another one), then loss curves."""
     from rich.table import Table
 
     if not history:
@@ -111,8 +112,16 @@ def final_report(console, history: list[dict[str, float]], best_epoch: int | Non
         sign = -1 if direction(monitor, "auto") == "max" else 1
         column = [sign * row.get(monitor, math.inf) for row in history]
         best_epoch = min(range(len(history)), key=lambda i: column[i])
-    row = history[best_epoch]
-    table = Table(title=f"Best epoch: {best_epoch + 1} of {len(history)} (by {monitor})")
+    shown = best_epoch if weights_epoch is None else weights_epoch
+    row = history[shown]
+    title = f"weights.npz holds epoch {shown + 1} of {len(history)}"
+    if shown == best_epoch:
+        title += f", the best by {monitor}"
+    else:
+        best = history[best_epoch].get(monitor)
+        title += (f"; the best by {monitor} was epoch {best_epoch + 1}"
+                  + (f" ({best:.4f})" if isinstance(best, float) else ""))
+    table = Table(title=title)
     for key in row:
         if key != "epoch":
             table.add_column(key, justify="right")
