@@ -198,12 +198,19 @@ class Dropout(SingleInputLayer):
             return np.zeros_like(x), np.zeros((1,) * x.ndim, dtype=x.dtype)
         shape = x.shape if self.noise_shape is None else tuple(
             size if n is None else n for n, size in zip(self.noise_shape, x.shape, strict=True))
-        keep = (rng.random(shape, dtype=np.float64) >= self.rate).astype(x.dtype)
-        keep *= x.dtype.type(1.0 / (1.0 - self.rate))
+        keep = dropout_keep(rng, shape, self.rate, x.dtype)
         return x * keep, keep
 
     def backward(self, weights, cache, dy):
         return (dy if cache is None else dy * cache), {}
+
+
+def dropout_keep(rng: np.random.Generator, shape: tuple[int, ...], rate: float,
+                 dtype: np.dtype) -> np.ndarray:
+    """Inverted dropout's multiplier: 1/(1−rate) with probability 1−rate, else 0 (rate < 1)."""
+    keep = (rng.random(shape, dtype=np.float64) >= rate).astype(dtype)
+    keep *= dtype.type(1.0 / (1.0 - rate))
+    return keep
 
 
 class Masking(SingleInputLayer):
