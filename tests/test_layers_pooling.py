@@ -262,6 +262,27 @@ def test_text_model_with_global_average_pooling_validates(tmp_path):
     assert "did you mean" not in result.output and "warning" not in result.output
 
 
+def test_bundled_text_average_spec_trains(tmp_path, monkeypatch):
+    """specs/text_average.yaml on the bundled languages words: well above chance (25 %)."""
+    import csv
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "specs").mkdir()
+    shutil.copy(root / "specs" / "text_average.yaml", tmp_path / "specs")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    made = runner.invoke(cli, ["pad", "--dataset", "languages", "--level", "char", "--maxlen",
+                               "16", "-o", "lang.npz"])
+    assert made.exit_code == 0, made.output
+    trained = runner.invoke(cli, ["train", "specs/text_average.yaml", "--epochs", "3", "-q"])
+    assert trained.exit_code == 0, trained.output
+    with open(tmp_path / "runs" / "text-average" / "history.csv", newline="") as handle:
+        history = list(csv.DictReader(handle))
+    assert len(history) == 3 and float(history[-1]["val_accuracy"]) > 0.6
+
+
 def test_text_model_masked_mean_in_a_graph():
     graph = Graph(plan_of(TEXT_MODEL), np.float64)
     graph.initialize(np.random.default_rng(0))
