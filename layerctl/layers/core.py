@@ -162,6 +162,19 @@ class Activation(SingleInputLayer):
         return activate_backward(self.activation, x, y, dy), {}
 
 
+def between_0_and_1(argument: str):
+    """A before-validator raising Keras 3's message for a number outside [0, 1] (Dropout and
+    the noise layers check `rate` or `stddev` so)."""
+
+    def check(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
+            raise ValueError(f"Invalid value received for argument `{argument}`. Expected a "
+                             f"float value between 0 and 1. Received: {argument}={value}")
+        return value
+
+    return field_validator(argument, mode="before")(check)
+
+
 class Dropout(SingleInputLayer):
     """Training: zero each element with probability `rate`, scale the rest by 1/(1−rate).
 
@@ -177,13 +190,7 @@ class Dropout(SingleInputLayer):
     keras_class = "Dropout"
     supports_masking = True
 
-    @field_validator("rate", mode="before")
-    @classmethod
-    def _rate_message(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
-            raise ValueError("Invalid value received for argument rate. Expected a float value "
-                             f"between 0 and 1. Received: rate={value}")
-        return value
+    _rate = between_0_and_1("rate")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if self.noise_shape is not None and len(self.noise_shape) != len(input_shape):

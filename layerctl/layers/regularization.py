@@ -29,24 +29,12 @@ from layerctl.layers.base import (
     lower_string,
     require_rank,
 )
-from layerctl.layers.core import dropout_keep
+from layerctl.layers.core import between_0_and_1, dropout_keep
 from layerctl.regularizers import L1L2
 
 # Keras 3's SELU constants, which AlphaDropout's saturation value is made of
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def _between_0_and_1(argument: str):
-    """A before-validator raising Keras's message for a number outside [0, 1]."""
-
-    def check(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
-            raise ValueError(f"Invalid value received for argument `{argument}`. Expected a "
-                             f"float value between 0 and 1. Received: {argument}={value}")
-        return value
-
-    return field_validator(argument, mode="before")(check)
 
 
 def _infinite_noise(layer: SingleInputLayer) -> SpecError:
@@ -72,7 +60,7 @@ class _SpatialDropout(_NoiseLayer):
     seed: int | None = None
 
     spatial_rank: ClassVar[int] = 1
-    _rate = _between_0_and_1("rate")
+    _rate = between_0_and_1("rate")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         require_rank(input_shape, exact=self.spatial_rank + 2)
@@ -118,7 +106,7 @@ class GaussianNoise(_NoiseLayer):
     seed: int | None = None
 
     keras_class = "GaussianNoise"
-    _stddev = _between_0_and_1("stddev")
+    _stddev = between_0_and_1("stddev")
 
     def forward(self, weights, x, mask, training, rng):
         if not training or self.stddev == 0:
@@ -137,7 +125,7 @@ class GaussianDropout(_NoiseLayer):
     seed: int | None = None
 
     keras_class = "GaussianDropout"
-    _rate = _between_0_and_1("rate")
+    _rate = between_0_and_1("rate")
 
     def forward(self, weights, x, mask, training, rng):
         if not training or self.rate == 0:
@@ -160,7 +148,7 @@ class AlphaDropout(_NoiseLayer):
     seed: int | None = None
 
     keras_class = "AlphaDropout"
-    _rate = _between_0_and_1("rate")
+    _rate = between_0_and_1("rate")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if self.noise_shape is not None and len(self.noise_shape) != len(input_shape):
