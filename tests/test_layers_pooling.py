@@ -482,8 +482,15 @@ input_shape: [5, 6, 3]
 layers:
   - {type: GlobalMaxPool2D, keepdims: true}
 """,
+    "unknown-sizes": """\
+input_shape: [null, null, 3]
+layers:
+  - {type: AveragePooling2D, pool_size: 4, strides: 3, padding: same}
+  - {type: AvgPool2D, pool_size: 2, strides: 1, padding: same}
+  - {type: GlobalAveragePooling2D}
+""",
     "masked-text": TEXT_MODEL,
-    "masked-channels-first": """\
+    "mask-dropped-by-conv": """\
 input_shape: [6, 4]
 layers:
   - {type: Masking}
