@@ -345,6 +345,19 @@ def test_average_pooling_matches_keras(kind, arguments, spatial):
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.oracle
+def test_keras_torch_backend_differs_only_for_uneven_same_padding():
+    """The documented difference (docs/layers.md): TF, JAX and ONNX leave padding out of a
+    `same` window's mean, Keras 3.15.1's torch backend repeats the edge cell when the padding
+    is uneven. When this test fails, Keras changed: revisit the docs and the oracle cases."""
+    keras, _ = keras_and_torch()
+    steps = STEPS.astype(np.float32)
+    theirs = keras.layers.AveragePooling1D(4, strides=1, padding="same")(steps)
+    ours, _ = average_pool_forward(steps, 4, 1, "same")
+    np.testing.assert_allclose(ours.ravel(), [2, 2.5, 3.5, 4, 4.5])
+    np.testing.assert_allclose(np.asarray(theirs).ravel(), [1.75, 2.5, 3.5, 4.25, 4.75])
+
+
 KERAS_GLOBAL_CASES = [
     (GlobalAveragePooling1D, {}, (3, 5, 4)),
     (GlobalAveragePooling1D, {"keepdims": True, "data_format": "channels_first"}, (3, 5, 4)),
