@@ -1,10 +1,11 @@
-"""Forward+backward time of layerctl's conv and max-pool kernels against PyTorch, same run.
+"""Forward+backward time of layerctl's conv and pooling kernels against PyTorch, same run.
 
 Cases (batch 64, float32): Conv2D(32, 3×3, same) on 28×28×1, Conv2D(64, 3×3, same) on 14×14×32,
-MaxPooling2D(2×2) on 28×28×32. PyTorch runs F.conv2d / F.max_pool2d in its native NCHW layout with
-2 threads, and both sides compute the input gradient (and the kernel gradient for convs). Blocks
-of runs alternate (ours, torch, ours, …) so background load hits both alike; the ratio uses the
-best time of each side, the median is printed as a noise check.
+MaxPooling2D(2×2) and AveragePooling2D(2×2) on 28×28×32. PyTorch runs F.conv2d / F.max_pool2d /
+F.avg_pool2d in its native NCHW layout with 2 threads, and both sides compute the input gradient
+(and the kernel gradient for convs). Blocks of runs alternate (ours, torch, ours, …) so background
+load hits both alike; the ratio uses the best time of each side, the median is printed as a noise
+check.
 
     /work/venv/bin/python benchmarks/conv.py [--rounds 5]
 """
@@ -22,7 +23,12 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from layerctl.ops.conv import conv_backward, conv_forward
-from layerctl.ops.pool import max_pool_backward, max_pool_forward
+from layerctl.ops.pool import (
+    average_pool_backward,
+    average_pool_forward,
+    max_pool_backward,
+    max_pool_forward,
+)
 
 BATCH = 64
 
@@ -50,12 +56,17 @@ def conv_case(height: int, channels: int, filters: int, rng: np.random.Generator
     return ours, reference
 
 
-def pool_case(rng: np.random.Generator) -> tuple[Callable[[], object], Callable[[], object]]:
-    """(ours, torch) closures doing one forward+backward of a 2×2 max pool on 28×28×32."""
+def pool_case(rng: np.random.Generator, average: bool = False
+              ) -> tuple[Callable[[], object], Callable[[], object]]:
+    """(ours, torch) closures doing one forward+backward of a 2×2 max (or average) pool on
+    28×28×32."""
     x = rng.standard_normal((BATCH, 28, 28, 32), dtype=np.float32)
     dy = rng.standard_normal((BATCH, 14, 14, 32), dtype=np.float32)
 
     def ours() -> object:
+        if average:
+            _, cache = average_pool_forward(x, (2, 2), (2, 2), "valid")
+            return average_pool_backward(cache, dy)
         _, cache = max_pool_forward(x, (2, 2), (2, 2), "valid")
         return max_pool_backward(cache, dy)
 
@@ -64,7 +75,7 @@ def pool_case(rng: np.random.Generator) -> tuple[Callable[[], object], Callable[
 
     def reference() -> object:
         x_t.grad = None
-        F.max_pool2d(x_t, 2, 2).backward(dy_t)
+        (F.avg_pool2d if average else F.max_pool2d)(x_t, 2, 2).backward(dy_t)
         return x_t.grad
 
     return ours, reference
@@ -100,6 +111,7 @@ def main() -> None:
         "Conv2D(32,3x3,same) 64x28x28x1": conv_case(28, 1, 32, rng),
         "Conv2D(64,3x3,same) 64x14x14x32": conv_case(14, 32, 64, rng),
         "MaxPool2D(2x2) 64x28x28x32": pool_case(rng),
+        "AvgPool2D(2x2) 64x28x28x32": pool_case(rng, average=True),
     }
     print(f"forward+backward, float32, torch threads={torch.get_num_threads()}, "
           f"{args.rounds} rounds of 10 runs per side")

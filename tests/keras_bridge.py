@@ -33,7 +33,9 @@ def keras_layer(layer):
         arguments["activation"] = "linear"
     arguments = {k: tuple(v) if isinstance(v, list) else v for k, v in arguments.items()}
     cls = getattr(keras.layers, layer.keras_class)
-    return cls(name=layer.name, trainable=layer.trainable, **arguments)
+    built = cls(name=layer.name, **arguments)  # SpatialDropout1D/2D take no `trainable` argument
+    built.trainable = layer.trainable
+    return built
 
 
 def keras_model(plan, dtype="float32"):

@@ -205,7 +205,11 @@ def keras_layer(keras, node: Node, name: str | None = None):
     if "pool_size" in arguments and arguments["pool_size"] is None:
         arguments["pool_size"] = layer.pool_tuple()
     cls = getattr(keras.layers, layer.keras_class)
-    return cls(name=name or layer.name, **arguments)
+    # set after construction: some Keras constructors (SpatialDropout1D/2D) take no `trainable`
+    trainable = arguments.pop("trainable", True)
+    built = cls(name=name or layer.name, **arguments)
+    built.trainable = trainable
+    return built
 
 
 def _keras_value(value: Any) -> Any:

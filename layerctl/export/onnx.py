@@ -27,6 +27,8 @@ from layerctl.export import DEFAULT_OPSET, ExportError
 from layerctl.export.onnx_graph import BOOL, FLOAT, INT64, OnnxGraph, activation
 from layerctl.export.onnx_lstm import lstm
 from layerctl.export.onnx_normalization import NORMALIZATION_CONVERTERS
+from layerctl.export.onnx_pooling import POOLING_CONVERTERS
+from layerctl.export.onnx_regularization import REGULARIZATION_CONVERTERS
 from layerctl.ops.windows import padding_amounts
 from layerctl.plan import Node, Plan
 
@@ -328,3 +330,5 @@ CONVERTERS: dict[str, Converter] = {
     "Concatenate": _concatenate,
 }
 CONVERTERS.update(NORMALIZATION_CONVERTERS)
+CONVERTERS.update(POOLING_CONVERTERS)
+CONVERTERS.update(REGULARIZATION_CONVERTERS)

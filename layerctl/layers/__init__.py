@@ -21,13 +21,36 @@ from layerctl.layers.normalization import (  # normalization family
     LayerNormalization,
     UnitNormalization,
 )
-from layerctl.layers.pooling import GlobalMaxPooling1D, MaxPool, MaxPooling1D, MaxPooling2D
+from layerctl.layers.pooling import (  # pooling family
+    AveragePooling1D,
+    AveragePooling2D,
+    AvgPool,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    MaxPool,
+    MaxPooling1D,
+    MaxPooling2D,
+)
 from layerctl.layers.recurrent import LSTM
+from layerctl.layers.regularization import (  # regularization and noise family
+    ActivityRegularization,
+    AlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+)
 
 LAYER_CLASSES: tuple[type[Layer], ...] = (
     Dense, Activation, BatchNormalization, Dropout, Masking, Flatten, MaxPool, MaxPooling1D,
     MaxPooling2D, GlobalMaxPooling1D, Conv1D, Conv2D, Embedding, LSTM, Add, Concatenate,
     LayerNormalization, GroupNormalization, UnitNormalization,  # normalization family
+    AvgPool, AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,  # pooling family
+    GlobalAveragePooling2D, GlobalMaxPooling2D,  # pooling family
+    SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout,  # regularization family
+    AlphaDropout, ActivityRegularization,  # regularization family
 )
 
 # Every accepted spelling of `type:` -> the class it selects.

@@ -162,6 +162,19 @@ class Activation(SingleInputLayer):
         return activate_backward(self.activation, x, y, dy), {}
 
 
+def between_0_and_1(argument: str):
+    """A before-validator raising Keras 3's message for a number outside [0, 1] (Dropout and
+    the noise layers check `rate` or `stddev` so)."""
+
+    def check(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
+            raise ValueError(f"Invalid value received for argument `{argument}`. Expected a "
+                             f"float value between 0 and 1. Received: {argument}={value}")
+        return value
+
+    return field_validator(argument, mode="before")(check)
+
+
 class Dropout(SingleInputLayer):
     """Training: zero each element with probability `rate`, scale the rest by 1/(1−rate).
 
@@ -177,13 +190,7 @@ class Dropout(SingleInputLayer):
     keras_class = "Dropout"
     supports_masking = True
 
-    @field_validator("rate", mode="before")
-    @classmethod
-    def _rate_message(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
-            raise ValueError("Invalid value received for argument rate. Expected a float value "
-                             f"between 0 and 1. Received: rate={value}")
-        return value
+    _rate = between_0_and_1("rate")
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if self.noise_shape is not None and len(self.noise_shape) != len(input_shape):
@@ -198,12 +205,19 @@ class Dropout(SingleInputLayer):
             return np.zeros_like(x), np.zeros((1,) * x.ndim, dtype=x.dtype)
         shape = x.shape if self.noise_shape is None else tuple(
             size if n is None else n for n, size in zip(self.noise_shape, x.shape, strict=True))
-        keep = (rng.random(shape, dtype=np.float64) >= self.rate).astype(x.dtype)
-        keep *= x.dtype.type(1.0 / (1.0 - self.rate))
+        keep = dropout_keep(rng, shape, self.rate, x.dtype)
         return x * keep, keep
 
     def backward(self, weights, cache, dy):
         return (dy if cache is None else dy * cache), {}
+
+
+def dropout_keep(rng: np.random.Generator, shape: tuple[int, ...], rate: float,
+                 dtype: np.dtype) -> np.ndarray:
+    """Inverted dropout's multiplier: 1/(1−rate) with probability 1−rate, else 0 (rate < 1)."""
+    keep = (rng.random(shape, dtype=np.float64) >= rate).astype(dtype)
+    keep *= dtype.type(1.0 / (1.0 - rate))
+    return keep
 
 
 class Masking(SingleInputLayer):

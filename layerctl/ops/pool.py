@@ -1,4 +1,4 @@
-"""N-dimensional max pooling (Keras MaxPooling1D/2D math) as pure NumPy, channels_last.
+"""N-dimensional max and average pooling (Keras MaxPooling/AveragePooling math), channels_last.
 
     y[b, o…, c] = max_{t…} x_pad[b, o·s + t, c]
 
@@ -11,6 +11,15 @@ is that small unsigned index array (uint8 up to 256 taps). Backward routes dy to
 of each window with one strided write per tap, or one strided add when windows overlap
 (stride < pool), so shared cells accumulate every window's gradient. Both passes run on slices of
 the batch at once (`layerctl.ops.parallel`).
+
+Average pooling walks the same taps over the same zero-padded input, summing:
+
+    y[b, o…, c] = Σ_{t…} x_pad[b, o·s + t, c] / count[o…]
+
+where count is the number of the window's cells inside the input (TF's and ONNX's
+count_include_pad=0, what Keras documents for `same`); it is a product of one count per axis,
+so it is an outer product of small vectors, never a per-window loop. Backward spreads
+dy / count over each window's cells, one strided write (or add, when windows overlap) per tap.
 """
 
 from __future__ import annotations
@@ -76,10 +85,8 @@ def max_pool_backward(cache: tuple, dy: np.ndarray) -> np.ndarray:
     geometry, winner, x_shape = cache
     # Without overlap a cell belongs to one window at most, so each tap writes instead of adds;
     # when the windows also tile the padded input exactly, every cell is written: no zeroing.
-    overlapping = any(s < k for s, k in zip(geometry.strides, geometry.window, strict=True))
-    tiled = geometry.strides == geometry.window and all(
-        o * s == n for o, s, n in zip(geometry.out, geometry.strides, geometry.padded, strict=True))
-    allocate = np.empty if tiled else np.zeros
+    overlapping = _overlapping(geometry)
+    allocate = np.empty if _tiled(geometry) else np.zeros
     dx_padded = allocate((x_shape[0], *geometry.padded, *x_shape[1 + len(geometry.window):]),
                          dy.dtype)
     taps = list(geometry.taps())
@@ -100,12 +107,84 @@ def max_pool_backward(cache: tuple, dy: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(geometry.unpad(dx_padded))
 
 
+def average_pool_forward(x: np.ndarray, pool_size: IntOrTuple, strides: IntOrTuple | None = None,
+                         padding: str = "valid") -> tuple[np.ndarray, tuple]:
+    """Mean over windows of x (B, *spatial, C), padding cells left out of each mean."""
+    geometry = _pool_geometry(x.shape, pool_size, strides, padding)
+    x_padded = geometry.pad(x, 0)
+    taps = [(slice(None), *slices) for _, slices in geometry.taps()]
+    y = np.empty((x.shape[0], *geometry.out, *x.shape[1 + len(geometry.out):]), x.dtype)
+    scale = _inverse_counts(geometry, x.ndim, x.dtype)
+
+    def pool_rows(rows: slice) -> None:
+        part, y_part = x_padded[rows], y[rows]
+        if len(taps) == 1:
+            np.copyto(y_part, part[taps[0]])
+        else:
+            np.add(part[taps[0]], part[taps[1]], out=y_part)
+        for slices in taps[2:]:
+            y_part += part[slices]
+        y_part *= scale
+
+    for_each_chunk(pool_rows, x.shape[0], 2 * x.nbytes)
+    return y, (geometry, scale, x.shape)
+
+
+def average_pool_backward(cache: tuple, dy: np.ndarray) -> np.ndarray:
+    """dx of `average_pool_forward`: each window's dy / count reaches each of its input cells."""
+    geometry, scale, x_shape = cache
+    overlapping = _overlapping(geometry)
+    # Taps that only read padding are skipped, and the rest write straight into dx (no padded
+    # buffer to crop); when the windows tile the input every cell is written: no zeroing.
+    dx = (np.empty if _tiled(geometry) else np.zeros)(x_shape, dy.dtype)
+    taps = list(geometry.interior_taps())
+
+    def spread_rows(rows: slice) -> None:
+        share = dy[rows] * scale
+        dx_part = dx[rows]
+        for _, input_slices, output_slices in taps:
+            target = dx_part[(slice(None), *input_slices)]
+            source = share[(slice(None), *output_slices)]
+            if overlapping:
+                target += source
+            else:
+                np.copyto(target, source)
+
+    for_each_chunk(spread_rows, x_shape[0], 3 * dx.nbytes)
+    return dx
+
+
+def _overlapping(geometry: Geometry) -> bool:
+    """Whether some input cell lies in two windows (a stride shorter than the pool)."""
+    return any(s < k for s, k in zip(geometry.strides, geometry.window, strict=True))
+
+
+def _tiled(geometry: Geometry) -> bool:
+    """Whether the windows cover the padded input exactly, each cell once."""
+    return geometry.strides == geometry.window and all(
+        o * s == n for o, s, n in zip(geometry.out, geometry.strides, geometry.padded, strict=True))
+
+
+def _inverse_counts(geometry: Geometry, ndim: int, dtype: np.dtype) -> np.ndarray:
+    """1 / (input cells in each window), shaped to broadcast over (B, *out, C)."""
+    scale = np.ones((1,) * ndim, np.float64)
+    for axis, (n, k, s, o, (lo, _)) in enumerate(zip(
+            geometry.spatial, geometry.window, geometry.strides, geometry.out, geometry.pads,
+            strict=True), 1):
+        start = np.arange(o) * s - lo
+        count = np.minimum(start + k, n) - np.maximum(start, 0)
+        shape = [1] * ndim
+        shape[axis] = o
+        scale = scale * (1.0 / count).reshape(shape)
+    return scale.astype(dtype)
+
+
 def _pool_geometry(x_shape: tuple[int, ...], pool_size: IntOrTuple,
                    strides: IntOrTuple | None, padding: str) -> Geometry:
     """Window geometry of a pooling op, with Keras's error when an output axis is empty."""
     rank = len(x_shape) - 2
     if rank < 1:
-        raise ValueError(f"max pooling expects x (batch, *spatial, channels); received shape "
+        raise ValueError(f"pooling expects x (batch, *spatial, channels); received shape "
                          f"{tuple(x_shape)}")
     padding = check_padding(padding, ("valid", "same"))
     pool = as_tuple(pool_size, rank, "pool_size")
