@@ -10,11 +10,21 @@ from typing import Annotated, Any, Union
 from pydantic import Discriminator, Tag
 
 from layerctl.config import type_names
+from layerctl.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from layerctl.layers.base import IncompatibleShape, Layer, Shape, WeightSpec, format_shape
 from layerctl.layers.convolutional import Conv1D, Conv2D
 from layerctl.layers.core import Activation, Dense, Dropout, Flatten, Masking
 from layerctl.layers.embedding import Embedding
-from layerctl.layers.merge import Add, Concatenate
+from layerctl.layers.merge import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+)
 from layerctl.layers.normalization import BatchNormalization
 from layerctl.layers.pooling import GlobalMaxPooling1D, MaxPool, MaxPooling1D, MaxPooling2D
 from layerctl.layers.recurrent import LSTM
@@ -22,6 +32,8 @@ from layerctl.layers.recurrent import LSTM
 LAYER_CLASSES: tuple[type[Layer], ...] = (
     Dense, Activation, BatchNormalization, Dropout, Masking, Flatten, MaxPool, MaxPooling1D,
     MaxPooling2D, GlobalMaxPooling1D, Conv1D, Conv2D, Embedding, LSTM, Add, Concatenate,
+    ReLU, LeakyReLU, PReLU, ELU, Softmax,  # activation layers
+    Subtract, Multiply, Average, Maximum, Minimum, Dot,  # merges
 )
 
 # Every accepted spelling of `type:` -> the class it selects.

@@ -101,6 +101,12 @@ class ElementwiseMerge(Layer):
         shape = np.broadcast_shapes(*(x.shape for x in aligned))
         return [np.broadcast_to(x, shape) for x in aligned], same_rank
 
+    def _element_masks(self, xs: list[np.ndarray], masks: list | None,
+                       shape: tuple[int, ...], same_rank: bool) -> list[np.ndarray | None]:
+        if masks is None or not same_rank:
+            return [None] * len(xs)
+        return [_element_mask(m, shape) for m in masks]
+
     def backward(self, weights, cache, dy):
         grads, shapes = self._gradients(cache, dy)
         return [_sum_to_shape(g, s) for g, s in zip(grads, shapes, strict=True)], {}
@@ -171,7 +177,7 @@ class Multiply(ElementwiseMerge):
     def forward(self, weights, xs, masks, training, rng):
         full, same_rank = self._inputs(xs)
         shape = full[0].shape
-        element_masks = [_element_mask(m, shape) if same_rank else None for m in masks]
+        element_masks = self._element_masks(xs, masks, shape, same_rank)
         factors = [x if m is None else np.where(m, x, x.dtype.type(1))
                    for x, m in zip(full, element_masks, strict=True)]
         y = functools.reduce(np.multiply, factors[1:], factors[0])
@@ -214,7 +220,7 @@ class _Extremum(ElementwiseMerge):
     def forward(self, weights, xs, masks, training, rng):
         full, same_rank = self._inputs(xs)
         shape = full[0].shape
-        element_masks = [_element_mask(m, shape) if same_rank else None for m in masks]
+        element_masks = self._element_masks(xs, masks, shape, same_rank)
         result, result_mask, steps = full[0], element_masks[0], []
         for x, mask in zip(full[1:], element_masks[1:], strict=True):
             if mask is not None:  # a masked entry takes the running result's value
