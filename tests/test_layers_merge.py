@@ -25,12 +25,13 @@ RNG = np.random.default_rng(0)
 
 
 def keras_outputs(plan, graph, x):
-    """The Keras twin of `plan` with `graph`'s weights, run on x (inference)."""
-    from keras_bridge import copy_weights, keras_model, run_keras
+    """The Keras twin of `plan` (as `layerctl export` builds it) with `graph`'s weights, run on
+    x in inference mode."""
+    from keras_bridge import run_keras
 
-    model = keras_model(plan)
-    copy_weights(model, graph.weights)
-    return run_keras(model, x, training=False)
+    from layerctl.export.keras import build_keras_model
+
+    return run_keras(build_keras_model(plan, graph.weights), x, training=False)
 
 
 def assert_matches_keras(text, x=None):
