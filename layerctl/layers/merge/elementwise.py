@@ -65,6 +65,14 @@ def _sum_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad.reshape(shape)
 
 
+def _sum(xs: list[np.ndarray]) -> np.ndarray:
+    """x₁ + x₂ + … in input order, into one new array."""
+    total = np.array(xs[0], copy=True)
+    for x in xs[1:]:
+        total += x
+    return total
+
+
 def _element_mask(mask: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray | None:
     """A (batch, ...) mask stretched over the features: Keras's expand_dims(-1) + broadcast_to."""
     return None if mask is None else np.broadcast_to(mask[..., None], shape)
@@ -123,7 +131,7 @@ class Add(ElementwiseMerge):
 
     def forward(self, weights, xs, masks, training, rng):
         full, _ = self._inputs(xs)
-        return functools.reduce(np.add, full[1:], full[0].copy()), [x.shape for x in xs]
+        return _sum(full), [x.shape for x in xs]
 
     def _gradients(self, cache, dy):
         return [dy] * len(cache), cache
@@ -159,8 +167,9 @@ class Average(ElementwiseMerge):
 
     def forward(self, weights, xs, masks, training, rng):
         full, _ = self._inputs(xs)
-        total = functools.reduce(np.add, full[1:], full[0].copy())
-        return total / total.dtype.type(len(xs)), [x.shape for x in xs]
+        total = _sum(full)
+        total /= total.dtype.type(len(xs))
+        return total, [x.shape for x in xs]
 
     def _gradients(self, cache, dy):
         share = dy / dy.dtype.type(len(cache))
