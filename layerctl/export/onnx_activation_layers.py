@@ -9,7 +9,7 @@ from layerctl.layers.activation_layers import MASKED_LOGIT
 
 def _relu(g: OnnxGraph, node, xs, masks, w, want_mask):
     layer, name, x = node.layer, node.name, xs[0]
-    if layer._leaky():
+    if layer.computes_leaky_relu():
         return g.op("LeakyRelu", [x], name, alpha=layer.negative_slope), None
     threshold = g.scalar(float(layer.threshold))
     kept = g.op("Where", [g.op("Greater", [x, threshold], name), x, g.scalar(0.0)], name)
@@ -37,7 +37,7 @@ def _elu(g, node, xs, masks, w, want_mask):
 
 def _softmax(g, node, xs, masks, w, want_mask):
     name, x = node.name, xs[0]
-    axes = node.layer._axes(len(node.output_shape))
+    axes = node.layer.normalized_axes(len(node.output_shape))
     mask = masks[0]
     if mask is not None:
         x = g.op("Where", [mask, x, g.scalar(MASKED_LOGIT)], name)

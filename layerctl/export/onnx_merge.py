@@ -115,7 +115,7 @@ def _concatenate(g, node, xs, masks, w, want_mask):
 def _dot(g, node, xs, masks, w, want_mask):
     name, layer = node.name, node.layer
     ranks = tuple(len(s) for s in node.input_shapes)
-    a, b = layer._axes(ranks)
+    a, b = layer.normalized_axes(ranks)
     inputs = list(xs)
     if layer.normalize:
         inputs = [_l2_normalize(g, x, axis, name) for x, axis in zip(inputs, (a, b), strict=True)]

@@ -32,23 +32,25 @@ from layerctl.regularizers import Regularizer
 MASKED_LOGIT = -1e9  # Keras's `_large_negative_number` for float32 and float64
 
 
-def _non_negative(layer: str, argument: str, value: Any, none_too: bool = True) -> Any:
-    """Keras's checks of the ReLU family's arguments, with its wording."""
-    if value is None and not none_too:
+def _relu_argument(argument: str, value: Any, none_allowed: bool = False) -> Any:
+    """Keras's checks of ReLU's arguments, with its wording (the value as written)."""
+    if value is None and none_allowed:
         return value
     if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
                          and value < 0):
-        rule = "cannot be None or a negative value" if none_too else "cannot be a negative value"
-        raise ValueError(f"{argument} of a {layer} layer {rule}. Received: {argument}={value}")
+        rule = "cannot be " + ("a negative value" if none_allowed else "None or a negative value")
+        raise ValueError(f"{argument} of a ReLU layer {rule}. Received: {argument}={value}")
     return value
 
 
-class _Elementwise(SingleInputLayer):
+class _ActivationLayer(SingleInputLayer):
+    """Output shape = input shape; the mask is passed on."""
+
     supports_masking = True
 
 
-class ReLU(_Elementwise):
-    """f(x) = min(x, max_value) for x > threshold, else negative_slope · (x − threshold).
+class ReLU(_ActivationLayer):
+    """f(x) = min(x, max_value) for x > threshold, negative_slope · (x − threshold) otherwise.
 
     max_value None means no upper bound; with the defaults this is max(x, 0).
     """
@@ -63,19 +65,19 @@ class ReLU(_Elementwise):
     @field_validator("max_value", mode="before")
     @classmethod
     def _max_value(cls, value: Any) -> Any:
-        return _non_negative("ReLU", "max_value", value, none_too=False)
+        return _relu_argument("max_value", value, none_allowed=True)
 
     @field_validator("negative_slope", "threshold", mode="before")
     @classmethod
     def _slope_and_threshold(cls, value: Any, info) -> Any:
-        return _non_negative("ReLU", info.field_name, value)
+        return _relu_argument(info.field_name, value)
 
-    def _leaky(self) -> bool:
-        """Keras computes this case as leaky_relu (slope for x < 0, also at x = 0's gradient)."""
+    def computes_leaky_relu(self) -> bool:
+        """Whether Keras computes this case as leaky_relu (its gradient at 0 is the slope)."""
         return self.negative_slope != 0 and self.max_value is None and self.threshold == 0
 
     def forward(self, weights, x, mask, training, rng):
-        if self._leaky():
+        if self.computes_leaky_relu():
             return np.where(x >= 0, x, x * x.dtype.type(self.negative_slope)), x
         kept = np.where(x > self.threshold, x, x.dtype.type(0))
         if self.max_value is not None:
@@ -88,7 +90,7 @@ class ReLU(_Elementwise):
     def backward(self, weights, cache, dy):
         x = cache
         slope = dy.dtype.type(self.negative_slope)
-        if self._leaky():
+        if self.computes_leaky_relu():
             return dy * np.where(x > 0, dy.dtype.type(1), slope), {}
         passes = x > self.threshold
         if self.max_value is not None:
@@ -101,7 +103,7 @@ class ReLU(_Elementwise):
         return dy * gain, {}
 
 
-class LeakyReLU(_Elementwise):
+class LeakyReLU(_ActivationLayer):
     """f(x) = x for x ≥ 0, negative_slope · x otherwise (Keras 3's default slope 0.3).
 
     Keras 3 still accepts the deprecated `alpha` (it overrides `negative_slope`); so does
@@ -137,7 +139,7 @@ class LeakyReLU(_Elementwise):
         return dy * np.where(cache > 0, dy.dtype.type(1), dy.dtype.type(self.negative_slope)), {}
 
 
-class PReLU(_Elementwise):
+class PReLU(_ActivationLayer):
     """f(x) = x for x ≥ 0, alpha · x otherwise, with a learned `alpha` per input entry.
 
     alpha has the input's shape without the batch axis, with 1 on each of `shared_axes` (axis
@@ -193,7 +195,7 @@ class PReLU(_Elementwise):
         return dx, {"alpha": d_alpha.reshape(alpha.shape)}
 
 
-class ELU(_Elementwise):
+class ELU(_ActivationLayer):
     """f(x) = x for x > 0, alpha · (exp(x) − 1) otherwise."""
 
     type: Literal["ELU"]
@@ -208,7 +210,7 @@ class ELU(_Elementwise):
         return elu_backward(cache, dy, self.alpha), {}
 
 
-class Softmax(_Elementwise):
+class Softmax(_ActivationLayer):
     """exp(x) / Σ exp(x) over `axis` (an int, or a list of axes normalised together)."""
 
     type: Literal["Softmax"]
@@ -226,20 +228,22 @@ class Softmax(_Elementwise):
                              f"Received: axis={value}")
         return value
 
-    def _axes(self, rank: int) -> tuple[int, ...]:
+    def normalized_axes(self, rank: int) -> tuple[int, ...]:
+        """The softmax axes as non-negative numbers, for an input of rank `rank`."""
         axes = self.axis if isinstance(self.axis, list) else [self.axis]
         return tuple(a % rank for a in axes)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         axes = self.axis if isinstance(self.axis, list) else [self.axis]
         rank = len(input_shape)
-        if any(not -rank <= a < rank for a in axes) or len(set(self._axes(rank))) < len(axes):
+        in_range = all(-rank <= a < rank for a in axes)
+        if not in_range or len(set(self.normalized_axes(rank))) < len(axes):
             raise IncompatibleShape(f"axis={self.axis} is out of range or repeated for an "
                                     f"input of rank {rank}")
         return input_shape
 
     def forward(self, weights, x, mask, training, rng):
-        axes = self._axes(x.ndim)
+        axes = self.normalized_axes(x.ndim)
         if mask is not None:
             _check_broadcastable(mask, x)
             x = np.where(mask, x, x.dtype.type(MASKED_LOGIT))

@@ -58,7 +58,8 @@ class Dot(Layer):
     def output_mask(self, xs, masks):
         return None
 
-    def _axes(self, ranks: tuple[int, int]) -> tuple[int, int]:
+    def normalized_axes(self, ranks: tuple[int, int]) -> tuple[int, int]:
+        """The contracted axis of each input, as non-negative numbers."""
         pair = (self.axes, self.axes) if isinstance(self.axes, int) else self.axes
         return pair[0] % ranks[0], pair[1] % ranks[1]
 
@@ -68,7 +69,7 @@ class Dot(Layer):
             raise IncompatibleShape(
                 "Cannot do batch_dot on inputs with rank < 2. Received inputs with shapes "
                 f"{format_shape(first)} and {format_shape(second)}.")
-        a, b = self._axes((len(first), len(second)))
+        a, b = self.normalized_axes((len(first), len(second)))
         if not (-len(first) <= _pair(self.axes)[0] < len(first)
                 and -len(second) <= _pair(self.axes)[1] < len(second)):
             raise IncompatibleShape(f"axes={self.axes} are out of range for inputs of shapes "
@@ -87,7 +88,7 @@ class Dot(Layer):
     # ---- math: x (B, M, K) @ y (B, K, N), the contracted axes moved next to each other -----
     def forward(self, weights, xs, masks, training, rng):
         x, y = xs
-        a, b = self._axes((x.ndim, y.ndim))
+        a, b = self.normalized_axes((x.ndim, y.ndim))
         scales = (None, None)
         if self.normalize:
             (x, x_scale), (y, y_scale) = _l2_normalize(x, a), _l2_normalize(y, b)
