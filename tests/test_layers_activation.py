@@ -186,3 +186,14 @@ def test_activation_layers_export(text, tmp_path):
     x = sample_inputs(plan, n=4)
     check_onnx(plan, tmp_path, x)
     check_keras(plan, tmp_path, x)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("opset", [18, 21])
+def test_reductions_export_at_later_opsets(opset, tmp_path):
+    # multi-axis Softmax and Concatenate's mask reduce with axes given as an input from opset 18
+    from test_layers_merge import MASKED_CONCAT_FEATURES_LSTM
+
+    for text in (ACTIVATIONS, MASKED_CONCAT_FEATURES_LSTM):
+        plan = plan_of(text)
+        check_onnx(plan, tmp_path, sample_inputs(plan, n=4), opset=opset)
