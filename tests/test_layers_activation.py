@@ -197,3 +197,18 @@ def test_reductions_export_at_later_opsets(opset, tmp_path):
     for text in (ACTIVATIONS, MASKED_CONCAT_FEATURES_LSTM):
         plan = plan_of(text)
         check_onnx(plan, tmp_path, sample_inputs(plan, n=4), opset=opset)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("cls", [ReLU, LeakyReLU, PReLU, ELU, Softmax])
+def test_output_mask_equals_keras_compute_mask(cls):
+    from keras_bridge import keras
+
+    x = RNG.normal(size=(3, 4, 4)).astype(np.float32)
+    mask = RNG.random((3, 4)) > 0.5
+    layer = cls(type=cls.__name__)
+    twin = getattr(keras.layers, cls.__name__)()
+    assert twin.supports_masking and layer.supports_masking and layer.emits_mask(True)
+    expected = twin.compute_mask(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(mask))
+    np.testing.assert_array_equal(layer.output_mask(x, mask), keras.ops.convert_to_numpy(expected))
+    assert layer.output_mask(x, None) is None and twin.compute_mask(x, None) is None
