@@ -409,3 +409,15 @@ def backward(name: str | None, x: np.ndarray, y: np.ndarray | None, dy: np.ndarr
     if y is None:
         y = forward_fn(x)
     return backward_fn(x, np.asarray(y), np.asarray(dy))
+
+
+# --- parameterised forms, for the activation layers (ELU's `alpha`) ----------------------------
+
+
+def elu(x: np.ndarray, alpha: float = ELU_ALPHA) -> np.ndarray:
+    """x for x > 0, alpha · (exp(x) − 1) otherwise, in x's dtype."""
+    return _elu(x, x.dtype.type(alpha))
+
+
+def elu_backward(x: np.ndarray, dy: np.ndarray, alpha: float = ELU_ALPHA) -> np.ndarray:
+    return _elu_grad(x, None, dy, dy.dtype.type(alpha))

@@ -134,11 +134,12 @@ def test_add_and_concatenate():
         layer.output_shape([(None, 3, 2), (None, 4, 3)])
 
 
-def test_merge_masks_combine_with_and():
-    m1, m2 = np.array([[True, False, True]]), np.array([[True, True, False]])
+def test_merge_masks_combine_with_or_as_keras():
+    m1, m2 = np.array([[True, False, False]]), np.array([[True, True, False]])
     np.testing.assert_array_equal(
-        Add(type="Add").output_mask(None, [m1, m2]), [[True, False, False]]
+        Add(type="Add").output_mask(None, [m1, m2]), [[True, True, False]]
     )
+    assert Add(type="Add").output_mask(None, [m1, None]) is None  # one input has none
     assert Add(type="Add").output_mask(None, [None, None]) is None
 
 

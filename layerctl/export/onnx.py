@@ -9,8 +9,9 @@ Every layer's output tensor carries the layer's name. Operators that ONNX define
 pads before), or `auto_pad=SAME_UPPER` (the same rule) when a spatial size is unknown.
 
 Masks follow the Plan: Masking and Embedding(mask_zero) make them, layers that support masking
-pass them on (Add/Concatenate join them with AND), and they are computed only where an LSTM
-reads them. Anything without an ONNX counterpart raises an ExportError naming the layer.
+pass them on (merges make their own, by Keras's rules: export/onnx_merge.py), and they are
+computed only where a layer reads them. Anything without an ONNX counterpart raises an
+ExportError naming the layer.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from onnx import helper
 
 from layerctl import __version__
 from layerctl.export import DEFAULT_OPSET, ExportError
+from layerctl.export.onnx_activation_layers import ACTIVATION_LAYER_CONVERTERS
 from layerctl.export.onnx_graph import BOOL, FLOAT, INT64, OnnxGraph, activation
 from layerctl.export.onnx_lstm import lstm
+from layerctl.export.onnx_merge import MERGE_CONVERTERS
 from layerctl.export.onnx_normalization import NORMALIZATION_CONVERTERS
 from layerctl.export.onnx_pooling import POOLING_CONVERTERS
 from layerctl.export.onnx_regularization import REGULARIZATION_CONVERTERS
@@ -159,15 +162,9 @@ def _output_mask(g: OnnxGraph, node: Node, own: str | None,
                  inputs: list[str | None]) -> str | None:
     if not node.emits_mask:
         return None
-    if own is not None:
-        return own
-    present = [m for m in inputs if m is not None]
-    if not present:
-        return None
-    joined = present[0]
-    for other in present[1:]:  # Keras joins the masks of merged inputs with AND
-        joined = g.op("And", [joined, other], f"{node.name}/mask")
-    return joined
+    if own is not None or len(inputs) != 1:
+        return own  # a layer of several inputs (a merge) makes its own mask, by its own rule
+    return inputs[0]
 
 
 # ---- one converter per layer type ------------------------------------------------------------
@@ -310,25 +307,14 @@ def _lstm(g, node, xs, masks, w, want_mask):
     return lstm(g, node.layer, xs[0], masks[0], w, node.name), None
 
 
-def _add(g, node, xs, masks, w, want_mask):
-    y = xs[0]
-    for x in xs[1:]:  # in order, as layerctl sums (same rounding)
-        y = g.op("Add", [y, x], node.name)
-    return y, None
-
-
-def _concatenate(g, node, xs, masks, w, want_mask):
-    axis = node.layer.axis % len(node.output_shape)
-    return g.op("Concat", xs, node.name, axis=axis), None
-
-
 CONVERTERS: dict[str, Converter] = {
     "Dense": _dense, "Activation": _activation, "Dropout": _identity, "Masking": _masking,
     "Flatten": _flatten, "BatchNormalization": _batch_normalization,
     "MaxPooling1D": _max_pool, "MaxPooling2D": _max_pool, "GlobalMaxPooling1D": _global_max_pool,
-    "Conv1D": _conv, "Conv2D": _conv, "Embedding": _embedding, "LSTM": _lstm, "Add": _add,
-    "Concatenate": _concatenate,
+    "Conv1D": _conv, "Conv2D": _conv, "Embedding": _embedding, "LSTM": _lstm,
 }
 CONVERTERS.update(NORMALIZATION_CONVERTERS)
 CONVERTERS.update(POOLING_CONVERTERS)
 CONVERTERS.update(REGULARIZATION_CONVERTERS)
+CONVERTERS.update(MERGE_CONVERTERS)
+CONVERTERS.update(ACTIVATION_LAYER_CONVERTERS)

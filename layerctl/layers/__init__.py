@@ -10,11 +10,21 @@ from typing import Annotated, Any, Union
 from pydantic import Discriminator, Tag
 
 from layerctl.config import type_names
+from layerctl.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from layerctl.layers.base import IncompatibleShape, Layer, Shape, WeightSpec, format_shape
 from layerctl.layers.convolutional import Conv1D, Conv2D
 from layerctl.layers.core import Activation, Dense, Dropout, Flatten, Masking
 from layerctl.layers.embedding import Embedding
-from layerctl.layers.merge import Add, Concatenate
+from layerctl.layers.merge import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+)
 from layerctl.layers.normalization import (  # normalization family
     BatchNormalization,
     GroupNormalization,
@@ -51,6 +61,8 @@ LAYER_CLASSES: tuple[type[Layer], ...] = (
     GlobalAveragePooling2D, GlobalMaxPooling2D,  # pooling family
     SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout,  # regularization family
     AlphaDropout, ActivityRegularization,  # regularization family
+    ReLU, LeakyReLU, PReLU, ELU, Softmax,  # activation layers
+    Subtract, Multiply, Average, Maximum, Minimum, Dot,  # merges
 )
 
 # Every accepted spelling of `type:` -> the class it selects.

@@ -1,4 +1,11 @@
-"""Merge layers: Add and Concatenate, joining several branches of a DAG spec."""
+"""Concatenate: joins its inputs along `axis`, and their masks as Keras 3 does.
+
+Keras's mask rule (keras/src/layers/merging/concatenate.py): an input without a mask counts as
+all-true; each (batch, ...) mask is stretched over its input's last axis, the stretched masks are
+joined along `axis`, and the result is reduced with any() over the last axis. So along the time
+axis the mask gets longer, and along the feature axis the masks are ORed (an unmasked input
+makes every step kept).
+"""
 
 from __future__ import annotations
 
@@ -8,50 +15,6 @@ import numpy as np
 from pydantic import Strict
 
 from layerctl.layers.base import IncompatibleShape, Layer, Shape, format_shape
-
-
-def _combine_masks(masks: list) -> np.ndarray | None:
-    """Keras merges input masks with a logical AND; an input without a mask keeps everything."""
-    present = [m for m in masks if m is not None]
-    if not present:
-        return None
-    return np.logical_and.reduce(present) if len(present) > 1 else present[0]
-
-
-class Add(Layer):
-    """Element-wise sum of inputs of the same shape."""
-
-    type: Literal["Add"]
-
-    keras_class = "Add"
-    supports_masking = True
-    min_inputs = 2
-    max_inputs = 1_000
-
-    def output_shape(self, input_shapes: list[Shape]) -> Shape:
-        first = input_shapes[0]
-        for shape in input_shapes[1:]:
-            if len(shape) != len(first) or any(
-                a is not None and b is not None and a != b
-                for a, b in zip(first, shape, strict=True)
-            ):
-                raise IncompatibleShape(
-                    "Inputs have incompatible shapes. Received shapes "
-                    f"{format_shape(first)} and {format_shape(shape)}"
-                )
-        return tuple(
-            next((d for d in dims if d is not None), None)
-            for dims in zip(*input_shapes, strict=True)
-        )
-
-    def output_mask(self, xs, masks):
-        return _combine_masks(masks)
-
-    def forward(self, weights, xs, masks, training, rng):
-        return sum(xs[1:], xs[0].copy()), len(xs)
-
-    def backward(self, weights, cache, dy):
-        return [dy] * cache, {}
 
 
 class Concatenate(Layer):
@@ -90,7 +53,13 @@ class Concatenate(Layer):
         return input_shapes[0][:axis] + (joined,) + input_shapes[0][axis + 1 :]
 
     def output_mask(self, xs, masks):
-        return _combine_masks(masks)
+        if all(m is None for m in masks):
+            return None
+        axis = self.axis % xs[0].ndim
+        stretched = [np.ones(x.shape, bool) if m is None
+                     else m if m.ndim == x.ndim else np.broadcast_to(m[..., None], x.shape)
+                     for x, m in zip(xs, masks, strict=True)]
+        return np.any(np.concatenate(stretched, axis=axis), axis=-1)
 
     def forward(self, weights, xs, masks, training, rng):
         axis = self.axis % xs[0].ndim
