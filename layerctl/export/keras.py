@@ -35,7 +35,8 @@ BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", 
                     "openvino": "openvino"}
 FALLBACK_BACKENDS = ("torch", "jax", "tensorflow", "numpy")
 # Arguments that are layerctl's own (wiring, legacy spellings), not Keras constructor arguments.
-NOT_KERAS = {"type", "name", "inputs", "input_shape", "input_dim", "input_length"}
+NOT_KERAS = {"type", "name", "inputs", "input_shape", "input_dim", "input_length",
+             "adapt"}  # Normalization's `adapt: true`: Keras gets the adapted weights instead
 
 
 def load_keras():
@@ -102,6 +103,8 @@ def build_keras_model(plan: Plan, weights: Mapping[str, np.ndarray]):
         if layer.weights:
             layer.set_weights([np.asarray(weights[f"{layer.name}/{w.name}"], np.float32)
                                for w in layer.weights])
+            if hasattr(layer, "finalize_state"):  # Normalization computes with copies of them
+                layer.finalize_state()
     return model
 
 
