@@ -55,12 +55,18 @@ class _ImageLayer(SingleInputLayer):
             x = x.astype(np.float32)
         rows_axis, cols_axis = self.spatial_axes()
         rows, cols = self.resamplers(x.shape[rows_axis], x.shape[cols_axis])
-        return cols.forward(rows.forward(x, rows_axis), cols_axis), (rows, cols)
+        # the axis that shrinks more goes first: the intermediate image is the smaller one
+        steps = [(rows, rows_axis), (cols, cols_axis)]
+        if self.width * x.shape[rows_axis] < self.height * x.shape[cols_axis]:
+            steps.reverse()
+        for resampler_, axis in steps:
+            x = resampler_.forward(x, axis)
+        return x, steps
 
     def backward(self, weights, cache, dy):
-        rows, cols = cache
-        rows_axis, cols_axis = self.spatial_axes()
-        return rows.backward(cols.backward(dy, cols_axis), rows_axis), {}
+        for resampler_, axis in reversed(cache):
+            dy = resampler_.backward(dy, axis)
+        return dy, {}
 
 
 class Resizing(_ImageLayer):
