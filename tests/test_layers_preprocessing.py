@@ -402,3 +402,70 @@ def test_train_adapts_normalization_and_resume_keeps_it(tmp_path, monkeypatch):
     resumed = read_npz(tmp_path / "runs/adapt/weights.npz")
     np.testing.assert_allclose(resumed["normalization/mean"], seen.mean(0), rtol=1e-5)
     assert resumed["normalization/count"] == 30
+
+
+def test_adapted_layers_see_the_data_through_the_ones_adapted_before():
+    plan = plan_of("""
+input_shape: [4]
+layers:
+  - {type: Normalization, adapt: true}
+  - {type: Dense, units: 3}
+  - {type: Normalization, adapt: true, name: second}
+""")
+    graph = Graph(plan)
+    graph.initialize(np.random.default_rng(0))
+    x = images((50, 4), seed=10, dtype=np.float32) * [1, 5, 10, 50] + [3, -1, 0, 200]
+    assert adapt_layers(graph, x, batch_size=16) == ["normalization", "second"]
+    y = graph.predict(x)
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(0), 1, rtol=1e-4)
+
+
+@pytest.mark.oracle
+def test_unknown_image_sizes_are_resized_from_each_batch(tmp_path):
+    plan = plan_of("""
+input_shape: [null, null, 2]
+layers:
+  - {type: Resizing, height: 4, width: 3}
+  - {type: Flatten}
+  - {type: Dense, units: 2}
+""")
+    assert plan.nodes[0].output_shape == (None, 4, 3, 2)
+    graph = Graph(plan)
+    graph.initialize(np.random.default_rng(0))
+    for size in [(5, 7), (2, 2)]:
+        x = images((3, *size, 2), seed=11, dtype=np.float32)
+        expected = forward(make("Resizing", height=4, width=3), x)
+        np.testing.assert_allclose(graph.forward(x),
+                                   expected.reshape(3, -1) @ graph.weights["dense/kernel"]
+                                   + graph.weights["dense/bias"], rtol=1e-5, atol=1e-5)
+        check_onnx(plan, tmp_path, x=x, graph=graph)
+
+
+@pytest.mark.oracle
+def test_center_crop_of_unknown_size_is_not_exported_to_onnx(tmp_path):
+    need("onnx")
+    plan = plan_of("input_shape: [null, null, 1]\nlayers:\n  - {type: CenterCrop, height: 2, "
+                   "width: 2}\n")
+    with pytest.raises(LayerctlError, match="unknown input height or width"):
+        export_model(plan, {}, tmp_path / "m.onnx", "onnx")
+
+
+def test_masks_pass_through_rescaling_and_normalization_only():
+    assert make("Normalization").emits_mask(True) and make("Rescaling", scale=2.0).emits_mask(True)
+    assert not make("Resizing", height=2, width=2).emits_mask(True)
+    assert not make("CenterCrop", height=2, width=2).emits_mask(True)
+
+
+@pytest.mark.oracle
+def test_per_channel_rescaling_exports(tmp_path):
+    need("onnx")
+    plan = plan_of("input_shape: [3, 4, 2]\nlayers:\n  - {type: Rescaling, scale: [0.5, -2.0], "
+                   "offset: [1.0, 0.0]}\n  - {type: Flatten}\n  - {type: Dense, units: 2}\n")
+    graph = Graph(plan)
+    graph.initialize(np.random.default_rng(0))
+    x = images((4, 3, 4, 2), seed=12, dtype=np.float32)
+    check_onnx(plan, tmp_path, x=x, graph=graph)
+    export_model(plan, graph.weights, tmp_path / "model.keras", "keras")
+    np.testing.assert_allclose(run_keras_file(tmp_path / "model.keras", x)[0], graph.predict(x),
+                               **TOLERANCE)
