@@ -59,13 +59,13 @@ class _ImageLayer(SingleInputLayer):
         steps = [(rows, rows_axis), (cols, cols_axis)]
         if self.width * x.shape[rows_axis] < self.height * x.shape[cols_axis]:
             steps.reverse()
-        for resampler_, axis in steps:
-            x = resampler_.forward(x, axis)
+        for axis_map, axis in steps:
+            x = axis_map.forward(x, axis)
         return x, steps
 
     def backward(self, weights, cache, dy):
-        for resampler_, axis in reversed(cache):
-            dy = resampler_.backward(dy, axis)
+        for axis_map, axis in reversed(cache):
+            dy = axis_map.backward(dy, axis)
         return dy, {}
 
 
