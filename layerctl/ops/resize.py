@@ -39,14 +39,17 @@ class Taps:
     def apply(self, x: np.ndarray, axis: int) -> np.ndarray:
         if self.weights is None:
             return _take(x, self.indices[:, 0], axis)
-        inner = x.shape[axis + 1:]
-        y = _take(x, self.indices[:, 0], axis)
-        y *= _spread(self.weights[:, 0].astype(x.dtype), inner)
+        y = self._term(x, 0, axis)
         for t in range(1, self.indices.shape[1]):  # a loop over the (few) taps
-            term = _take(x, self.indices[:, t], axis)
-            term *= _spread(self.weights[:, t].astype(x.dtype), inner)
-            y += term
+            y += self._term(x, t, axis)
         return y
+
+    def _term(self, x: np.ndarray, tap: int, axis: int) -> np.ndarray:
+        term = _take(x, self.indices[:, tap], axis)
+        weights = self.weights[:, tap]
+        if not np.all(weights == 1.0):  # (a nearest upsampling's gradient taps are all 1)
+            term *= _spread(weights.astype(x.dtype), x.shape[axis + 1:])
+        return term
 
 
 @dataclass(frozen=True)
