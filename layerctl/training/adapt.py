@@ -52,16 +52,21 @@ class RunningMoments:
         return self.m2 / self.count
 
 
-def adapt_layers(graph: Graph, x: np.ndarray, batch_size: int) -> list[str]:
-    """Set the statistics of every layer with `adapt: true` from `x`; returns their names."""
+def adapt_layers(graph: Graph, x: np.ndarray | dict[str, np.ndarray],
+                 batch_size: int) -> list[str]:
+    """Set the statistics of every layer with `adapt: true` from `x` (an array, or one per
+    model input); returns their names."""
     adapted = []
+    samples = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
     for node in graph.nodes:
         if not getattr(node.layer, "adapt", False):
             continue
         source = node.inputs[0]
         moments = RunningMoments(node.layer.reduced_axes(len(node.input_shapes[0])))
-        for start in range(0, len(x), batch_size):
-            graph.forward(x[start : start + batch_size], training=False)
+        for start in range(0, samples, batch_size):
+            rows = slice(start, start + batch_size)
+            graph.forward({k: v[rows] for k, v in x.items()} if isinstance(x, dict) else x[rows],
+                          training=False)
             moments.update(graph.values[source])
         if moments.count:
             weights = graph.layer_weights(node)
