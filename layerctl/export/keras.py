@@ -35,7 +35,8 @@ BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", 
                     "openvino": "openvino"}
 FALLBACK_BACKENDS = ("torch", "jax", "tensorflow", "numpy")
 # Arguments that are layerctl's own (wiring, legacy spellings), not Keras constructor arguments.
-NOT_KERAS = {"type", "name", "inputs", "input_shape", "input_dim", "input_length"}
+NOT_KERAS = {"type", "name", "inputs", "input_shape", "input_dim", "input_length",
+             "adapt"}  # Normalization's `adapt: true`: Keras gets the adapted weights instead
 
 
 def load_keras():
@@ -169,6 +170,8 @@ def _copy_weights(model, weights: Mapping[str, np.ndarray], prefix: str) -> None
         elif layer.weights:
             layer.set_weights([np.asarray(weights[f"{prefix}{layer.name}/{w.name}"], np.float32)
                                for w in layer.weights])
+            if hasattr(layer, "finalize_state"):  # Normalization computes with copies of them
+                layer.finalize_state()
 
 
 def _reserve_names(keras, plan: Plan) -> None:

@@ -43,6 +43,7 @@ from layerctl.layers.pooling import (  # pooling family
     MaxPooling1D,
     MaxPooling2D,
 )
+from layerctl.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from layerctl.layers.recurrent import LSTM
 from layerctl.layers.regularization import (  # regularization and noise family
     ActivityRegularization,
@@ -63,6 +64,7 @@ LAYER_CLASSES: tuple[type[Layer], ...] = (
     AlphaDropout, ActivityRegularization,  # regularization family
     ReLU, LeakyReLU, PReLU, ELU, Softmax,  # activation layers
     Subtract, Multiply, Average, Maximum, Minimum, Dot,  # merges
+    Rescaling, Resizing, CenterCrop, Normalization,  # preprocessing
 )
 
 # Every accepted spelling of `type:` -> the class it selects.

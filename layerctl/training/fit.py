@@ -17,6 +17,7 @@ import numpy as np
 from layerctl.data import Dataset, batches
 from layerctl.errors import WeightsError
 from layerctl.graph import Graph
+from layerctl.training.adapt import adapt_layers
 from layerctl.training.callbacks import (
     CheckpointCallback,
     EarlyStoppingCallback,
@@ -85,6 +86,8 @@ def fit(
     best_weights: dict[str, np.ndarray] | None = None
     if resume:
         rng, best_weights = _restore(run, graph, trainer, callbacks, result, position, accumulator)
+    else:  # a resumed run has its adapted statistics in the checkpoint
+        adapt_layers(graph, train.x, train_spec.batch_size)
     size = train_spec.batch_size
     steps = -(-len(train) // size)
     while position.epoch < train_spec.epochs:
