@@ -24,6 +24,7 @@ from onnx import helper
 
 from layerctl import __version__
 from layerctl.export import DEFAULT_OPSET, ExportError
+from layerctl.export.onnx_convolution import CONVOLUTION_CONVERTERS
 from layerctl.export.onnx_graph import BOOL, FLOAT, INT64, OnnxGraph, activation
 from layerctl.export.onnx_lstm import lstm
 from layerctl.ops.windows import padding_amounts
@@ -306,3 +307,4 @@ CONVERTERS: dict[str, Converter] = {
     "Conv1D": _conv, "Conv2D": _conv, "Embedding": _embedding, "LSTM": _lstm, "Add": _add,
     "Concatenate": _concatenate,
 }
+CONVERTERS.update(CONVOLUTION_CONVERTERS)

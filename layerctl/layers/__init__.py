@@ -11,7 +11,16 @@ from pydantic import Discriminator, Tag
 
 from layerctl.config import type_names
 from layerctl.layers.base import IncompatibleShape, Layer, Shape, WeightSpec, format_shape
-from layerctl.layers.convolutional import Conv1D, Conv2D
+from layerctl.layers.convolutional import (  # convolution family
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    DepthwiseConv1D,
+    DepthwiseConv2D,
+    SeparableConv1D,
+    SeparableConv2D,
+)
 from layerctl.layers.core import Activation, Dense, Dropout, Flatten, Masking
 from layerctl.layers.embedding import Embedding
 from layerctl.layers.merge import Add, Concatenate
@@ -22,6 +31,8 @@ from layerctl.layers.recurrent import LSTM
 LAYER_CLASSES: tuple[type[Layer], ...] = (
     Dense, Activation, BatchNormalization, Dropout, Masking, Flatten, MaxPool, MaxPooling1D,
     MaxPooling2D, GlobalMaxPooling1D, Conv1D, Conv2D, Embedding, LSTM, Add, Concatenate,
+    Conv1DTranspose, Conv2DTranspose, SeparableConv1D, SeparableConv2D,  # convolution family
+    DepthwiseConv1D, DepthwiseConv2D,  # convolution family
 )
 
 # Every accepted spelling of `type:` -> the class it selects.
