@@ -394,3 +394,78 @@ def test_transposed_onnx_sweep(tmp_path):
             arguments += f", output_padding: {op[0]}"
         check_onnx(plan_of(f"input_shape: [{n}, 3]\nlayers:\n"
                            f"  - {{type: Conv1DTranspose, {arguments}}}\n"), tmp_path)
+
+
+# ---- the ops against independent formulations ------------------------------------------------
+def full_transposed_reference(x, kernel, stride, padding, output_padding, dilation):
+    """1D: scatter every x[o]·kernel[t] to o·s + t·d, then keep Keras's window of the result."""
+    from layerctl.ops.conv import transpose_padding
+
+    batch, n, _ = x.shape
+    k, filters, _ = kernel.shape
+    span = dilation * (k - 1) + 1
+    full = np.zeros((batch, (n - 1) * stride + span + stride, filters))
+    for o, t in itertools.product(range(n), range(k)):
+        full[:, o * stride + t * dilation] += x[:, o] @ kernel[t].T
+    before, _, size = transpose_padding(n, k, stride, padding, output_padding, dilation)
+    return full[:, before:before + size]
+
+
+def test_transposed_op_matches_scatter_definition():
+    from layerctl.ops.conv import conv_transpose_forward
+
+    for n, k, s, padding, op, d in transposed_cases(1):
+        x, kernel = sample((2, n, 3)), sample((k, 2, 3), seed=1)
+        reference = full_transposed_reference(x, kernel, s, padding, None if op is None
+                                              else op[0], d[0])
+        if reference.shape[1] == 0:
+            continue
+        y, _ = conv_transpose_forward(x, kernel, (s,), padding, op, d)
+        np.testing.assert_allclose(y, reference, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("strides, padding, dilation, multiplier", [
+    ((1, 1), "same", (1, 1), 1), ((2, 1), "valid", (1, 1), 3), ((2, 2), "same", (2, 2), 2),
+])
+def test_depthwise_op_matches_grouped_conv(strides, padding, dilation, multiplier):
+    """Per-tap multiply-adds give what a convolution with one group per channel gives."""
+    from layerctl.ops.conv import conv_backward, conv_forward
+    from layerctl.ops.depthwise import depthwise_backward, depthwise_forward
+
+    x, kernel = sample((3, 8, 7, 4)), sample((3, 2, 4, multiplier), seed=1)
+    y, cache = depthwise_forward(x, kernel, strides, padding, dilation)
+    grouped = kernel.reshape(3, 2, 1, 4 * multiplier)
+    expected, grouped_cache = conv_forward(x, grouped, strides, padding, dilation, groups=4)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    dy = sample(y.shape, seed=2)
+    dx, dkernel = depthwise_backward(cache, dy)
+    expected_dx, expected_dkernel = conv_backward(grouped_cache, dy)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dkernel, expected_dkernel.reshape(kernel.shape), rtol=1e-12,
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("op", ["depthwise", "transposed"])
+def test_ops_are_bit_identical_split(monkeypatch, op):
+    """The batch slices run on several threads give exactly the one-thread numbers."""
+    from test_ops_parallel import assert_same_arrays, run_serial_and_split
+
+    from layerctl.ops.conv import conv_transpose_backward, conv_transpose_forward
+    from layerctl.ops.depthwise import depthwise_backward, depthwise_forward
+
+    x = sample((7, 9, 8, 4)).astype(np.float32)
+    if op == "depthwise":
+        kernel = sample((3, 2, 4, 2), seed=1).astype(np.float32)
+        forward, backward = depthwise_forward, depthwise_backward
+        options = ((2, 1), "same", (1, 1))
+    else:
+        kernel = sample((3, 2, 5, 4), seed=1).astype(np.float32)
+        forward, backward = conv_transpose_forward, conv_transpose_backward
+        options = ((2, 3), "same", (1, 2), (1, 1))
+
+    def compute():
+        y, cache = forward(x, kernel, *options)
+        dy = np.cos(np.arange(y.size, dtype=np.float32)).reshape(y.shape)
+        return (y, *backward(cache, dy))
+
+    assert_same_arrays(*run_serial_and_split(monkeypatch, compute))

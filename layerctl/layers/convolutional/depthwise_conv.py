@@ -2,13 +2,12 @@
 
 Output channel c·depth_multiplier + m is input channel c cross-correlated with kernel[…, c, m]
 (Keras's kernel layout (k…, in_channels, depth_multiplier), weight name `kernel`). The math is
-a grouped convolution with one group per input channel, whose (k…, 1, in·depth_multiplier)
-kernel is the same array reshaped (`depthwise_forward` / `depthwise_backward`).
+`layerctl.ops.depthwise`: per-tap multiply-adds, measured faster than a grouped convolution with
+one group per channel (whose matmuls have nothing to contract).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -18,25 +17,8 @@ from layerctl.constraints import Constraint
 from layerctl.initializers import Initializer
 from layerctl.layers.base import Shape, WeightSpec
 from layerctl.layers.convolutional.base_conv import BaseConv, positive, strict_int
+from layerctl.ops.depthwise import depthwise_backward, depthwise_forward
 from layerctl.regularizers import Regularizer
-
-
-def depthwise_forward(x: np.ndarray, kernel: np.ndarray, strides: Sequence[int], padding: str,
-                      dilation: Sequence[int]) -> tuple[np.ndarray, tuple]:
-    """x (B, *n, C) and kernel (*k, C, dm) -> y (B, *out, C·dm), channel c·dm + m."""
-    from layerctl.ops.conv import conv_forward
-
-    channels = x.shape[-1]
-    grouped = kernel.reshape(*kernel.shape[:-2], 1, -1)
-    return conv_forward(x, grouped, strides, padding, dilation, groups=channels)
-
-
-def depthwise_backward(cache: tuple, dy: np.ndarray, kernel_shape: tuple[int, ...],
-                       need_dx: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
-    from layerctl.ops.conv import conv_backward
-
-    dx, dkernel = conv_backward(cache, dy, need_dx)
-    return dx, dkernel.reshape(kernel_shape)
 
 
 class DepthwiseArguments(BaseConv):
@@ -89,8 +71,7 @@ class BaseDepthwiseConv(DepthwiseArguments):
     def backward(self, weights, cache, dy, need_dx=True, relu_applied=False):
         conv_cache, tail = cache
         dz, grads = self.start_backward(tail, dy, relu_applied)
-        dx, grads["kernel"] = depthwise_backward(conv_cache, dz, weights["kernel"].shape,
-                                                 need_dx)
+        dx, grads["kernel"] = depthwise_backward(conv_cache, dz, need_dx)
         return self.input_gradient(dx), grads
 
 

@@ -17,7 +17,8 @@ from layerctl.constraints import Constraint
 from layerctl.initializers import Initializer
 from layerctl.layers.base import Shape, WeightSpec
 from layerctl.layers.convolutional.base_conv import positive, strict_int
-from layerctl.layers.convolutional.depthwise_conv import DepthwiseArguments, depthwise_backward
+from layerctl.layers.convolutional.depthwise_conv import DepthwiseArguments
+from layerctl.ops.depthwise import depthwise_backward
 from layerctl.regularizers import Regularizer
 
 
@@ -62,8 +63,7 @@ class BaseSeparableConv(DepthwiseArguments):
         grads["pointwise_kernel"] = (middle.reshape(rows.shape[0], -1).T @ rows).reshape(
             pointwise.shape)
         d_middle = dz @ pointwise.reshape(-1, self.filters).T
-        dx, grads["depthwise_kernel"] = depthwise_backward(
-            depthwise_cache, d_middle, weights["depthwise_kernel"].shape, need_dx)
+        dx, grads["depthwise_kernel"] = depthwise_backward(depthwise_cache, d_middle, need_dx)
         return self.input_gradient(dx), grads
 
 
