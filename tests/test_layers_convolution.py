@@ -469,3 +469,20 @@ def test_ops_are_bit_identical_split(monkeypatch, op):
         return (y, *backward(cache, dy))
 
     assert_same_arrays(*run_serial_and_split(monkeypatch, compute))
+
+
+def test_digits_encoder_decoder_spec_trains(tmp_path):
+    """specs/digits_conv_transpose.yaml (strided, separable, transposed and depthwise
+    convolutions) learns the digits far above chance (10 %)."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from layerctl.cli import cli
+
+    spec = Path(__file__).parent.parent / "specs" / "digits_conv_transpose.yaml"
+    result = CliRunner().invoke(cli, ["train", str(spec), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    header, *rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    accuracy = float(rows[-1].split(",")[header.split(",").index("val_accuracy")])
+    assert accuracy > 0.8
