@@ -8,7 +8,7 @@ both sides compute the input gradient (and the kernel gradient for convs). Block
 alternate (ours, torch, ours, …) so background load hits both alike; the ratio uses the best
 time of each side, the median is printed as a noise check.
 
-    /work/venv/bin/python benchmarks/conv.py [--rounds 5]
+    /work/venv/bin/python benchmarks/conv.py [--rounds 5] [--only Conv2DTranspose]
 """
 
 from __future__ import annotations
@@ -130,6 +130,7 @@ def interleaved_times(ours: Callable[[], object], reference: Callable[[], object
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="blocks of 10 runs per side")
+    parser.add_argument("--only", default="", help="run the cases whose name contains this")
     args = parser.parse_args()
     torch.set_num_threads(2)
     rng = np.random.default_rng(0)
@@ -143,6 +144,8 @@ def main() -> None:
           f"{args.rounds} rounds of 10 runs per side")
     print(f"{'case':38} {'ours best/median ms':>20} {'torch best/median ms':>21} {'ratio':>6}")
     for name, (ours, reference) in cases.items():
+        if args.only not in name:
+            continue
         mine, theirs = interleaved_times(ours, reference, args.rounds)
         print(f"{name:38} {min(mine) * 1e3:9.2f}/{statistics.median(mine) * 1e3:<9.2f}  "
               f"{min(theirs) * 1e3:9.2f}/{statistics.median(theirs) * 1e3:<9.2f}  "

@@ -20,6 +20,12 @@ never collide.
 The copies and adds, which NumPy runs on one core, run on slices of the batch at once
 (`layerctl.ops.parallel`); the matmuls are BLAS's and thread themselves.
 
+The transposed convolution (Keras Conv1DTranspose/Conv2DTranspose) is that dx computation run
+forwards: its output is the input gradient of the convolution whose geometry
+`transpose_geometry` gives, with Keras's kernel layout (*k, filters, Cin) unchanged. Its own
+backward is then a plain convolution: dx = conv(dy) by im2col of dy, and dkernel = colsᵀ·x
+from the same columns.
+
 Memory: the cache holds the im2col columns, k_h·k_w times the size of x, to spare backward a
 second copy; dx needs one (rows, Cg) buffer reused across taps.
 """
