@@ -486,3 +486,30 @@ def test_digits_encoder_decoder_spec_trains(tmp_path):
     header, *rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
     accuracy = float(rows[-1].split(",")[header.split(",").index("val_accuracy")])
     assert accuracy > 0.8
+
+
+def test_graph_gradients_through_every_kind():
+    """A float64 graph of all four kinds, relu layers feeding max pooling (whose backward then
+    applies the relu's gradient for them), with the first layer skipping its input gradient."""
+    from gradcheck import check_graph
+    from test_graph import graph_of
+
+    graph = graph_of("""
+input_shape: [6, 6, 2]
+layers:
+  - {type: Conv2DTranspose, filters: 3, kernel_size: 3, strides: 2, padding: same,
+     activation: relu}
+  - {type: MaxPool}
+  - {type: SeparableConv2D, filters: 4, kernel_size: 2, depth_multiplier: 2, activation: relu}
+  - {type: MaxPool}
+  - {type: DepthwiseConv2D, kernel_size: 2, padding: same, depth_multiplier: 2,
+     activation: relu}
+  - {type: MaxPool}
+  - {type: Flatten}
+  - {type: Dense, units: 3}
+""")
+    assert len(graph._relu_pools) == 3
+    for key, value in graph.weights.items():
+        if key.endswith("/bias"):   # zero biases would put relu's kink at every dead window
+            value[...] = sample(value.shape, seed=6)
+    check_graph(graph, sample((2, 6, 6, 2), seed=5))
