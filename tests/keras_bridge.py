@@ -23,6 +23,8 @@ SKIPPED_ARGUMENTS = {
     "recurrent_regularizer", "embeddings_regularizer", "activity_regularizer", "beta_regularizer",
     "gamma_regularizer", "kernel_constraint", "bias_constraint", "recurrent_constraint",
     "embeddings_constraint", "beta_constraint", "gamma_constraint", "seed", "synchronized",
+    "depthwise_initializer", "pointwise_initializer", "depthwise_regularizer",  # convolution
+    "pointwise_regularizer", "depthwise_constraint", "pointwise_constraint",  # convolution
 }
 
 

@@ -12,7 +12,16 @@ from pydantic import Discriminator, Tag
 from layerctl.config import type_names
 from layerctl.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from layerctl.layers.base import IncompatibleShape, Layer, Shape, WeightSpec, format_shape
-from layerctl.layers.convolutional import Conv1D, Conv2D
+from layerctl.layers.convolutional import (  # convolution family
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    DepthwiseConv1D,
+    DepthwiseConv2D,
+    SeparableConv1D,
+    SeparableConv2D,
+)
 from layerctl.layers.core import Activation, Dense, Dropout, Flatten, Masking
 from layerctl.layers.embedding import Embedding
 from layerctl.layers.merge import (
@@ -65,6 +74,8 @@ LAYER_CLASSES: tuple[type[Layer], ...] = (
     ReLU, LeakyReLU, PReLU, ELU, Softmax,  # activation layers
     Subtract, Multiply, Average, Maximum, Minimum, Dot,  # merges
     Rescaling, Resizing, CenterCrop, Normalization,  # preprocessing
+    Conv1DTranspose, Conv2DTranspose, SeparableConv1D, SeparableConv2D,  # convolution family
+    DepthwiseConv1D, DepthwiseConv2D,  # convolution family
 )
 
 # Every accepted spelling of `type:` -> the class it selects.

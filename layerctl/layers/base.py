@@ -207,7 +207,11 @@ def channel_axis(data_format: str | None, rank: int) -> int:
 
 
 def int_tuple(value: Any, length: int, argument: str, *, minimum: int = 1) -> tuple[int, ...]:
-    """An int or a list of `length` ints, as Keras's standardize_tuple checks them."""
+    """An int or a list of `length` ints, as Keras's standardize_tuple checks them (and with
+    its message, which shows the value as received)."""
+    received = value
+    message = (f"The `{argument}` argument must be a tuple of {length} integers. "
+               f"Received {argument}={received}")
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value,) * length
     if (
@@ -215,16 +219,9 @@ def int_tuple(value: Any, length: int, argument: str, *, minimum: int = 1) -> tu
         or len(value) != length
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
-        raise ValueError(
-            f"The {argument} argument must be a tuple of {length} integers. "
-            f"Received {argument}={value!r}"
-        )
+        raise ValueError(message)
     bad = {v for v in value if v < minimum}
     if bad:
         rule = "value > 0" if minimum == 1 else f"value >= {minimum}"
-        raise ValueError(
-            f"The {argument} argument must be a tuple of {length} integers. "
-            f"Received {argument}={tuple(value)}, including values {bad} that do "
-            f"not satisfy {rule}"
-        )
+        raise ValueError(f"{message}, including values {bad} that do not satisfy `{rule}`")
     return tuple(value)

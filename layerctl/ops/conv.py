@@ -20,6 +20,12 @@ never collide.
 The copies and adds, which NumPy runs on one core, run on slices of the batch at once
 (`layerctl.ops.parallel`); the matmuls are BLAS's and thread themselves.
 
+The transposed convolution (Keras Conv1DTranspose/Conv2DTranspose) is that dx computation run
+forwards: its output is the input gradient of the convolution whose geometry
+`transpose_geometry` gives, with Keras's kernel layout (*k, filters, Cin) unchanged. Its own
+backward is then a plain convolution: dx = conv(dy) by im2col of dy, and dkernel = colsᵀ·x
+from the same columns.
+
 Memory: the cache holds the im2col columns, k_h·k_w times the size of x, to spare backward a
 second copy; dx needs one (rows, Cg) buffer reused across taps.
 """
@@ -183,3 +189,82 @@ def _ungroup(y: np.ndarray) -> np.ndarray:
 def _ungroup_kernel(dkernel: np.ndarray, kernel_shape: tuple[int, ...]) -> np.ndarray:
     """(g, K·Cg, F/g) -> Keras layout (*k, Cg, F), the inverse of `_grouped_kernel`."""
     return np.ascontiguousarray(dkernel.transpose(1, 0, 2)).reshape(kernel_shape)
+
+
+# ---- transposed convolution: the input gradient of a convolution, and its own gradients -----
+def transpose_padding(n: int, k: int, stride: int, padding: str,
+                      output_padding: int | None = None, dilation: int = 1
+                      ) -> tuple[int, int, int]:
+    """(crop before, crop after, output size) along one axis of a transposed convolution.
+
+    The full transposed convolution has (n − 1)·s + K cells (K = d·(k − 1) + 1, the dilated
+    kernel); Keras 3 (TensorFlow's rule, which its torch backend reproduces by cropping) keeps
+    a window of it: `valid` crops nothing before and adds `output_padding` (default
+    max(K, s) − K) zero cells after; `same` pads the dilated input by p = s + K − 2 (without
+    output_padding) or K + K mod 2 − 2 + output_padding, min(⌈p/2⌉, K − 1) of it before. A
+    negative crop after means zero cells added after the full output.
+    """
+    span = dilation * (k - 1) + 1
+    if padding == "valid":
+        before = span - 1
+        after = span - 1 + (max(span, stride) - span if output_padding is None else output_padding)
+    else:
+        total = (stride + span - 2 if output_padding is None
+                 else span + span % 2 - 2 + output_padding)
+        before = min(total // 2 + total % 2, span - 1)
+        after = total - before
+    crop_before, crop_after = span - 1 - before, span - 1 - after
+    return crop_before, crop_after, (n - 1) * stride + span - crop_before - crop_after
+
+
+def transpose_geometry(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...],
+                       strides: Sequence[int], padding: str,
+                       output_padding: Sequence[int] | None, dilation: Sequence[int]) -> Geometry:
+    """The geometry of the convolution whose input gradient this transposed convolution is:
+    its input is the transposed convolution's output, its output the transposed input."""
+    rank = len(x_shape) - 2
+    if len(kernel_shape) != rank + 2 or kernel_shape[-1] != x_shape[-1]:
+        raise ValueError(f"conv_transpose expects x (batch, *spatial, channels) and a kernel "
+                         f"(*kernel_size, filters, channels); received x shape {x_shape}, "
+                         f"kernel shape {kernel_shape}")
+    paddings = output_padding if output_padding is not None else (None,) * rank
+    axes = [transpose_padding(n, k, s, padding, p, d) for n, k, s, p, d in
+            zip(x_shape[1:-1], kernel_shape[:rank], strides, paddings, dilation, strict=True)]
+    return Geometry.explicit([size for _, _, size in axes], kernel_shape[:rank], strides,
+                             dilation, [(lo, hi) for lo, hi, _ in axes], x_shape[1:-1])
+
+
+def conv_transpose_forward(x: np.ndarray, kernel: np.ndarray, strides: Sequence[int],
+                           padding: str = "valid", output_padding: Sequence[int] | None = None,
+                           dilation: Sequence[int] | None = None) -> tuple[np.ndarray, tuple]:
+    """Transposed convolution of x (B, *n, Cin) with a Keras kernel (*k, filters, Cin):
+    y (B, *out, filters), sizes per `transpose_padding`. No bias, no activation.
+
+    It is the input gradient of the convolution `transpose_geometry` describes, whose kernel
+    layout (*k, C_in of that conv = filters, its F = Cin) is exactly Keras's transposed one, so
+    `_conv_input_grad` computes it as it is: one matmul per tap, added into strided slices.
+    """
+    rank = x.ndim - 2
+    dilation = (1,) * rank if dilation is None else tuple(dilation)
+    geometry = transpose_geometry(x.shape, kernel.shape, tuple(strides), padding,
+                                  output_padding, dilation)
+    if any(size <= 0 for size in geometry.spatial):
+        raise ValueError(f"Computed output size would be zero or negative: {geometry.spatial}. "
+                         f"Received inputs shape={tuple(x.shape)}, "
+                         f"kernel shape={tuple(kernel.shape)}.")
+    filters = kernel.shape[-2]
+    rows = x.reshape(1, -1, x.shape[-1])
+    y = _conv_input_grad(geometry, kernel, rows, (x.shape[0], *geometry.spatial, filters))
+    return y, (geometry, kernel, rows, x.shape)
+
+
+def conv_transpose_backward(cache: tuple, dy: np.ndarray, need_dx: bool = True
+                            ) -> tuple[np.ndarray | None, np.ndarray]:
+    """(dx, dkernel) of `conv_transpose_forward`: dx is the convolution of dy with the kernel
+    (im2col and one matmul), dkernel = colsᵀ · x reuses the same columns."""
+    geometry, kernel, rows, x_shape = cache
+    cols = _im2col(geometry, dy, 1)                                     # (1, B·n, K·filters)
+    dkernel = _ungroup_kernel(np.matmul(cols.transpose(0, 2, 1), rows), kernel.shape)
+    if not need_dx:
+        return None, dkernel
+    return np.matmul(cols, _grouped_kernel(kernel, 1))[0].reshape(x_shape), dkernel

@@ -84,6 +84,20 @@ class Geometry:
         self.padded = tuple(n + lo + hi
                             for n, (lo, hi) in zip(self.spatial, self.pads, strict=True))
 
+    @classmethod
+    def explicit(cls, spatial: Sequence[int], window: Sequence[int], strides: Sequence[int],
+                 dilation: Sequence[int], pads: Sequence[tuple[int, int]],
+                 out: Sequence[int]) -> Geometry:
+        """A geometry with given pads and output sizes (a transposed convolution's, whose
+        padding rule is its own). A negative end pad drops input cells no window reads."""
+        self = cls.__new__(cls)
+        self.spatial, self.window = tuple(spatial), tuple(window)
+        self.strides, self.dilation = tuple(strides), tuple(dilation)
+        self.pads, self.out = tuple(pads), tuple(out)
+        self.padded = tuple(n + lo + hi
+                            for n, (lo, hi) in zip(self.spatial, self.pads, strict=True))
+        return self
+
     @property
     def empty(self) -> bool:
         """True when some output axis would have no cells (Keras raises for this)."""
@@ -95,14 +109,19 @@ class Geometry:
         Written directly, in batch slices on every core: np.pad's general machinery took a
         third of a small CNN's im2col time.
         """
-        if not any(lo or hi for lo, hi in self.pads):
+        pads, spatial = self.pads, self.spatial
+        if any(hi < 0 for _, hi in pads):   # trailing cells that no window reads: dropped
+            spatial = tuple(n + min(hi, 0) for n, (_, hi) in zip(spatial, pads, strict=True))
+            x = x[(slice(None), *(slice(0, n) for n in spatial))]
+            pads = tuple((lo, max(hi, 0)) for lo, hi in pads)
+        if not any(lo or hi for lo, hi in pads):
             return x
-        padded = np.empty((x.shape[0], *self.padded, *x.shape[1 + len(self.pads):]), x.dtype)
+        padded = np.empty((x.shape[0], *self.padded, *x.shape[1 + len(pads):]), x.dtype)
         interior = (slice(None), *(slice(lo, lo + n)
-                                   for (lo, _), n in zip(self.pads, self.spatial, strict=True)))
+                                   for (lo, _), n in zip(pads, spatial, strict=True)))
         # Each axis's two padding bands, over the whole extent of the other axes.
         bands = []
-        for axis, ((lo, hi), size) in enumerate(zip(self.pads, self.padded, strict=True), 1):
+        for axis, ((lo, hi), size) in enumerate(zip(pads, self.padded, strict=True), 1):
             before = (slice(None),) * axis
             bands += [before + (slice(0, lo),), before + (slice(size - hi, size),)]
 
