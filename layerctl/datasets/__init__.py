@@ -49,6 +49,12 @@ def _digits_pairs() -> tuple[dict[str, np.ndarray], np.ndarray]:
     return {"left": x[left], "right": x[right]}, target
 
 
+def _digits_reconstruct() -> tuple[np.ndarray, np.ndarray]:
+    """The digit images as both inputs and targets, for autoencoders."""
+    x, _ = LOADERS["digits"]()
+    return x, x.copy()
+
+
 Arrays = np.ndarray | dict[str, np.ndarray]
 LOADERS: dict[str, Callable[[], tuple[Arrays, Arrays]]] = {
     # UCI 8x8 handwritten digits: x float32 (1797, 8, 8, 1) in [0, 1], y int64 (1797,) in 0..9.
@@ -57,6 +63,8 @@ LOADERS: dict[str, Callable[[], tuple[Arrays, Arrays]]] = {
     "digits_two_heads": _digits_two_heads,
     # derived from digits: inputs left, right; output 1.0 when both show the same digit
     "digits_pairs": _digits_pairs,
+    # derived from digits: the images as inputs and as targets (autoencoders)
+    "digits_reconstruct": _digits_reconstruct,
 }
 
 
