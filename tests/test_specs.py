@@ -41,6 +41,8 @@ EXPECTED = {
     # encoder and code count once, however often they are applied
     "siamese_digits.yaml": (4160 + 2080 + 2080 + 33, 0, (None, 1)),
     # stem 160; a block: conv 9·16·16, BN 64 (32 non-trainable), conv 9·16·16+16; res3 2×2
+    # conv 9·16+16, conv 9·16·8+8, transposed 9·8·16+16, 9·16·1+1
+    "digits_conv_autoencoder.yaml": (160 + 1160 + 1168 + 145, 0, (None, 8, 8, 1)),
     "residual_blocks.yaml": (160 + 2 * (2304 + 64 + 2320) + (1024 + 64 + 1040) + 2570, 96,
                              (None, 10)),
 }
