@@ -364,7 +364,7 @@ def _place_all(spec, entries, order, inputs, marks, problems):
     for index in order:
         entry = entries[index]
         in_shapes = tuple(shapes[s] for s in entry.sources)
-        receives = any(masked[s] for s in entry.sources)
+        receives = [masked[s] for s in entry.sources]
         try:
             node = _place(entry, index, in_shapes, receives, spec.data_format, built)
         except IncompatibleShape as error:
@@ -386,7 +386,7 @@ def _place_all(spec, entries, order, inputs, marks, problems):
     return nodes, warnings
 
 
-def _place(entry: Entry, index: int, in_shapes: tuple[Shape, ...], receives_mask: bool,
+def _place(entry: Entry, index: int, in_shapes: tuple[Shape, ...], receives_mask: list[bool],
            data_format: str, built: dict[str, Node]) -> Node:
     layer = entry.layer
     count = len(in_shapes)
@@ -412,8 +412,9 @@ def _place(entry: Entry, index: int, in_shapes: tuple[Shape, ...], receives_mask
                 + ", ".join(format_shape(s) for s in built[owner].input_shapes)
                 + " and cannot be applied with other weight shapes")
         weights = ()
-    return Node(layer, index, entry.sources, in_shapes, output_shapes, receives_mask,
-                layer.emits_mask(receives_mask), weights, name=entry.name, owner=owner,
+    flags = receives_mask if layer.takes_list(count) else any(receives_mask)
+    return Node(layer, index, entry.sources, in_shapes, output_shapes, any(receives_mask),
+                layer.emits_mask(flags), weights, name=entry.name, owner=owner,
                 instance=entry.instance, roles=entry.roles)
 
 

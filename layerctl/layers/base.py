@@ -151,10 +151,14 @@ class Layer(Frozen):
         return self
 
     # ---- math ----------------------------------------------------------------------------
-    def emits_mask(self, receives_mask: bool) -> bool:
+    def emits_mask(self, receives_mask: Any) -> bool:
         """Whether the output carries a mask, decided from the types, not from data (the plan
-        and the ONNX export need it before any data is seen). Mask makers override it."""
-        return receives_mask and self.supports_masking
+        and the ONNX export need it before any data is seen). A layer taking a list of inputs
+        is told, per input, whether it receives a mask; others get one bool. Mask makers and
+        merges override it."""
+        if isinstance(receives_mask, list | tuple):
+            receives_mask = any(receives_mask)
+        return bool(receives_mask) and self.supports_masking
 
     def output_mask(self, x: Any, mask: Any) -> Any:
         """The mask passed to the next layers: unchanged when the layer supports masking."""

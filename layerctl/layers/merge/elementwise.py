@@ -89,10 +89,8 @@ class ElementwiseMerge(Layer):
         return broadcast_shape(input_shapes)
 
     def emits_mask(self, receives_mask: Any) -> bool:
-        # Keras: a mask only when every input has one. The plan passes whether any input has
-        # one (a bool) or, per input, a list of flags; with a bool the output may carry a mask
-        # and `output_mask` decides from the data.
-        if isinstance(receives_mask, (list, tuple)):
+        # Keras: a mask only when every input has one (the plan says which inputs have one)
+        if isinstance(receives_mask, list | tuple):
             return bool(receives_mask) and all(receives_mask)
         return bool(receives_mask)
 
