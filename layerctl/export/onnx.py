@@ -26,6 +26,7 @@ from layerctl import __version__
 from layerctl.export import DEFAULT_OPSET, ExportError
 from layerctl.export.onnx_graph import BOOL, FLOAT, INT64, OnnxGraph, activation
 from layerctl.export.onnx_lstm import lstm
+from layerctl.export.onnx_reshaping import RESHAPING_CONVERTERS
 from layerctl.ops.windows import padding_amounts
 from layerctl.plan import INPUT, Node, Plan
 
@@ -306,3 +307,4 @@ CONVERTERS: dict[str, Converter] = {
     "Conv1D": _conv, "Conv2D": _conv, "Embedding": _embedding, "LSTM": _lstm, "Add": _add,
     "Concatenate": _concatenate,
 }
+CONVERTERS.update(RESHAPING_CONVERTERS)

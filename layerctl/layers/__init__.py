@@ -12,16 +12,31 @@ from pydantic import Discriminator, Tag
 from layerctl.config import type_names
 from layerctl.layers.base import IncompatibleShape, Layer, Shape, WeightSpec, format_shape
 from layerctl.layers.convolutional import Conv1D, Conv2D
-from layerctl.layers.core import Activation, Dense, Dropout, Flatten, Masking
+from layerctl.layers.core import Activation, Dense, Dropout, Masking
 from layerctl.layers.embedding import Embedding
 from layerctl.layers.merge import Add, Concatenate
 from layerctl.layers.normalization import BatchNormalization
 from layerctl.layers.pooling import GlobalMaxPooling1D, MaxPool, MaxPooling1D, MaxPooling2D
 from layerctl.layers.recurrent import LSTM
+from layerctl.layers.reshaping import (  # reshaping
+    Cropping1D,
+    Cropping2D,
+    Flatten,
+    Identity,
+    Permute,
+    RepeatVector,
+    Reshape,
+    UpSampling1D,
+    UpSampling2D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+)
 
 LAYER_CLASSES: tuple[type[Layer], ...] = (
     Dense, Activation, BatchNormalization, Dropout, Masking, Flatten, MaxPool, MaxPooling1D,
     MaxPooling2D, GlobalMaxPooling1D, Conv1D, Conv2D, Embedding, LSTM, Add, Concatenate,
+    Reshape, Permute, RepeatVector, Cropping1D, Cropping2D, ZeroPadding1D,  # reshaping
+    ZeroPadding2D, UpSampling1D, UpSampling2D, Identity,  # reshaping
 )
 
 # Every accepted spelling of `type:` -> the class it selects.
