@@ -25,6 +25,7 @@ EXPECTED = {
     "residual_dag.yaml": (2112 + 4160 + 4160 + 528 + 243, 0, (None, 3)),
     "digits_mlp.yaml": (8320 + 8256 + 650, 0, (None, 10)),
     "digits_cnn.yaml": (160 + 4640 + 32_832 + 256 + 650, 128, (None, 10)),
+    "digits_upsampling_cnn.yaml": (160 + 4640 + 1290, 0, (None, 10)),  # reshaping: no weights
     "batchnorm_dense.yaml": (2100 + 400, 200, (None, 100)),
     "conv_relu_batchnorm.yaml": (1792 + 256, 128, (None, 32, 32, 64)),
     "dense_no_bias.yaml": (6400, 0, (None, 64)),
