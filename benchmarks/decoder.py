@@ -1,11 +1,11 @@
 """A decoder block (Conv2D → UpSampling2D → Conv2D) forward and backward, against PyTorch.
 
-    PYTHONPATH=. python benchmarks/decoder.py [--batch 32] [--rounds 15] [--steps 5]
+    PYTHONPATH=. python benchmarks/decoder.py [--batch 32] [--rounds 15] [--steps 5] [--threads N]
 
 The block is a U-Net/autoencoder decoder stage: Conv2D(32, 3×3, same, relu) on 14×14×16, then
 UpSampling2D(2) (`nearest`, then `bilinear`), then Conv2D(16, 3×3, same, relu) at 28×28.
 layerctl runs it channels_last (its Graph, training mode: the gradient of every weight, through
-the upsampling); PyTorch (torch==2.13.0 CPU, eager, threads = NumPy's) runs the same block in
+the upsampling); PyTorch (torch==2.13.0 CPU, eager, the same threads) runs the same block in
 its native NCHW with `nn.Upsample`, every weight's gradient too (the data's gradient is needed
 by neither). Two more rows time UpSampling2D alone (14×14×32 → 28×28×32, the input's gradient
 included on both sides), which is this layer's own share.
@@ -16,12 +16,16 @@ engine while the other waits, then of the other (which goes first alternates), s
 same machine load; an engine's fastest step of a round counts. Printed: the median round's
 milliseconds per step and layerctl/PyTorch ratio (target ≤ 1.25) with the range over rounds, and
 the ratio of the two engines' fastest steps overall (the steadiest figure on a loaded machine).
+`--threads` sets BLAS's, layerctl's and PyTorch's thread counts alike (default: NumPy's BLAS
+threads). On a machine loaded far beyond its cores, PyTorch's two OpenMP threads wait on each
+other (its upsampling measured 100× slower than unloaded) while `--threads 1` stays steady.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -111,11 +115,14 @@ def child(engine: str, case: str, interpolation: str, batch: int, threads: int) 
 def taking_turns(case: str, interpolation: str, args, threads: int) -> list[tuple[float, float]]:
     """Per round, `--steps` steps of one engine while the other waits, then the other's (the
     first engine alternates by round); each engine's fastest step of the round."""
+    # the same thread count for BLAS, layerctl's slices and PyTorch's OpenMP, read at start-up
+    environment = {**os.environ, **{name: str(threads) for name in (
+        "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "LAYERCTL_NUM_THREADS")}}
     children = {
         engine: subprocess.Popen(
             [sys.executable, __file__, "--child", engine, "--case", case, "--interpolation",
              interpolation, "--batch", str(args.batch), "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment)
         for engine in ("layerctl", "torch")}
     for engine, process in children.items():
         if process.stdout.readline().strip() != "ready":
@@ -143,12 +150,13 @@ def main() -> None:
     parser.add_argument("--child", choices=["layerctl", "torch"])
     parser.add_argument("--case", choices=["block", "upsampling"])
     parser.add_argument("--interpolation", choices=["nearest", "bilinear"])
-    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads for each engine (default: as many as NumPy's BLAS uses)")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.case, args.interpolation, args.batch, args.threads)
         return
-    threads = numpy_threads()
+    threads = args.threads or numpy_threads()
     print(f"batch {args.batch}, {threads} thread(s) each, {args.rounds} rounds of {args.steps} "
           "steps per engine, taking turns")
     print(f"{'forward+backward':<28} {'layerctl ms':>11} {'torch ms':>9} {'ratio':>6}  "
