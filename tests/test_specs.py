@@ -28,6 +28,7 @@ EXPECTED = {
     "digits_cnn.yaml": (160 + 4640 + 32_832 + 256 + 650, 128, (None, 10)),
     # Conv 160, Separable 9·16 + 16·32 + 32, Transpose 9·16·32 + 16, Depthwise 9·16·2 + 32
     "digits_conv_transpose.yaml": (160 + 688 + 4624 + 320 + 5130, 0, (None, 10)),
+    "digits_upsampling_cnn.yaml": (160 + 4640 + 1290, 0, (None, 10)),  # reshaping: no weights
     "batchnorm_dense.yaml": (2100 + 400, 200, (None, 100)),
     "conv_relu_batchnorm.yaml": (1792 + 256, 128, (None, 32, 32, 64)),
     "dense_no_bias.yaml": (6400, 0, (None, 64)),

@@ -34,6 +34,7 @@ from layerctl.export.onnx_normalization import NORMALIZATION_CONVERTERS
 from layerctl.export.onnx_pooling import POOLING_CONVERTERS
 from layerctl.export.onnx_preprocessing import PREPROCESSING_CONVERTERS
 from layerctl.export.onnx_regularization import REGULARIZATION_CONVERTERS
+from layerctl.export.onnx_reshaping import RESHAPING_CONVERTERS
 from layerctl.ops.windows import padding_amounts
 from layerctl.plan import Node, Plan
 
@@ -322,3 +323,4 @@ CONVERTERS.update(MERGE_CONVERTERS)
 CONVERTERS.update(ACTIVATION_LAYER_CONVERTERS)
 CONVERTERS.update(PREPROCESSING_CONVERTERS)
 CONVERTERS.update(CONVOLUTION_CONVERTERS)
+CONVERTERS.update(RESHAPING_CONVERTERS)

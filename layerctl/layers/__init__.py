@@ -22,7 +22,7 @@ from layerctl.layers.convolutional import (  # convolution family
     SeparableConv1D,
     SeparableConv2D,
 )
-from layerctl.layers.core import Activation, Dense, Dropout, Flatten, Masking
+from layerctl.layers.core import Activation, Dense, Dropout, Masking
 from layerctl.layers.embedding import Embedding
 from layerctl.layers.merge import (
     Add,
@@ -62,6 +62,19 @@ from layerctl.layers.regularization import (  # regularization and noise family
     SpatialDropout1D,
     SpatialDropout2D,
 )
+from layerctl.layers.reshaping import (  # reshaping
+    Cropping1D,
+    Cropping2D,
+    Flatten,
+    Identity,
+    Permute,
+    RepeatVector,
+    Reshape,
+    UpSampling1D,
+    UpSampling2D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+)
 
 LAYER_CLASSES: tuple[type[Layer], ...] = (
     Dense, Activation, BatchNormalization, Dropout, Masking, Flatten, MaxPool, MaxPooling1D,
@@ -76,6 +89,8 @@ LAYER_CLASSES: tuple[type[Layer], ...] = (
     Rescaling, Resizing, CenterCrop, Normalization,  # preprocessing
     Conv1DTranspose, Conv2DTranspose, SeparableConv1D, SeparableConv2D,  # convolution family
     DepthwiseConv1D, DepthwiseConv2D,  # convolution family
+    Reshape, Permute, RepeatVector, Cropping1D, Cropping2D, ZeroPadding1D,  # reshaping
+    ZeroPadding2D, UpSampling1D, UpSampling2D, Identity,  # reshaping
 )
 
 # Every accepted spelling of `type:` -> the class it selects.

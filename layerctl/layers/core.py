@@ -1,12 +1,11 @@
-"""Core layers: Dense, Activation, Dropout, Masking, Flatten.
+"""Core layers: Dense, Activation, Dropout, Masking (Flatten is in `layers.reshaping`).
 
 Each layer's forward and backward sit side by side so one can be checked against the other.
-Formulas and argument validation follow Keras 3 (see shared/keras-reference.md §1, §3-§5, §11).
+Formulas and argument validation follow Keras 3 (see shared/keras-reference.md §1, §3-§4, §11).
 """
 
 from __future__ import annotations
 
-import math
 from types import EllipsisType
 from typing import Any, ClassVar, Literal
 
@@ -18,7 +17,6 @@ from layerctl.activations import ActivationName
 from layerctl.constraints import Constraint
 from layerctl.initializers import Initializer
 from layerctl.layers.base import (
-    DataFormat,
     IncompatibleShape,
     Number,
     PositiveInt,
@@ -26,7 +24,6 @@ from layerctl.layers.base import (
     Shape,
     SingleInputLayer,
     WeightSpec,
-    lower_string,
     require_rank,
 )
 from layerctl.ops.parallel import for_each_chunk
@@ -252,35 +249,3 @@ class Masking(SingleInputLayer):
     def backward(self, weights, cache, dy):
         return dy * cache[..., None].astype(dy.dtype), {}
 
-
-class Flatten(SingleInputLayer):
-    """Flattens all non-batch axes; channels_first inputs are moved to channels-last first, so
-    the following Dense kernel means the same in both formats (as in Keras)."""
-
-    type: Literal["Flatten"]
-    data_format: DataFormat | None = None
-
-    keras_class = "Flatten"
-
-    _lower = field_validator("data_format", mode="before")(lower_string)
-
-    def output_shape(self, input_shape: Shape) -> Shape:
-        require_rank(input_shape, minimum=1)
-        rest = input_shape[1:]
-        size = None if None in rest else math.prod(rest)
-        return (input_shape[0], size)
-
-    def _to_channels_last(self, x: np.ndarray) -> np.ndarray:
-        if self.data_format == "channels_first" and x.ndim > 2:
-            return np.moveaxis(x, 1, -1)
-        return x
-
-    def forward(self, weights, x, mask, training, rng):
-        return self._to_channels_last(x).reshape(x.shape[0], -1), x.shape
-
-    def backward(self, weights, cache, dy):
-        shape = cache
-        if self.data_format == "channels_first" and len(shape) > 2:
-            last = (shape[0],) + tuple(shape[2:]) + (shape[1],)
-            return np.moveaxis(dy.reshape(last), -1, 1), {}
-        return dy.reshape(shape), {}

@@ -1,0 +1,169 @@
+"""Upsampling by integer factors along chosen axes: nearest (repeat) and linear (half-pixel).
+
+Both are written per output *phase*: with factor s, output cell s·i + r (r = 0 … s−1) reads
+input cells near i through one strided slice that covers the whole batch, so a 2×2 upsampling
+is four slices forward and four backward, never a loop over pixels. Nearest copies x[i] into
+every phase (backward sums the s phases); linear is Keras 3's bilinear resize (TensorFlow's
+`half_pixel_centers`, PyTorch's `align_corners=False`): output cell o sits at input coordinate
+(o + ½)/s − ½, clamped to the edge cells, and takes the linear blend of its two neighbours.
+For phase r that coordinate is i + c_r with c_r = (2r + 1 − s)/(2s), the same for every i, so
+one blend weight serves the whole phase; the clamping becomes an edge cell repeated on each
+side. Work runs in batch slices on every core (`layerctl.ops.parallel`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import product
+
+import numpy as np
+
+from layerctl.ops.parallel import for_each_chunk
+
+
+def _split_shape(shape: Sequence[int], axes: Sequence[int], factors: Sequence[int]) -> tuple:
+    """`shape` with each axis a in `axes` followed by a new axis of its factor."""
+    split: list[int] = []
+    for axis, size in enumerate(shape):
+        split.append(size)
+        if axis in axes:
+            split.append(factors[list(axes).index(axis)])
+    return tuple(split)
+
+
+def _phase_index(rank: int, axes: Sequence[int], phase: Sequence[int]) -> tuple:
+    """The index of one phase in the split array (every original axis whole)."""
+    index: list[object] = []
+    for axis in range(rank):
+        index.append(slice(None))
+        if axis in axes:
+            index.append(phase[list(axes).index(axis)])
+    return tuple(index)
+
+
+def repeat_forward(x: np.ndarray, axes: Sequence[int], factors: Sequence[int]) -> np.ndarray:
+    """Every cell of x repeated `factors[k]` times along `axes[k]` (axis 0 is the batch)."""
+    out_shape = tuple(n * factors[list(axes).index(a)] if a in axes else n
+                      for a, n in enumerate(x.shape))
+    y = np.empty(out_shape, x.dtype)
+    split = y.reshape(_split_shape(x.shape, axes, factors))
+    source = x.reshape(_split_shape(x.shape, axes, [1] * len(axes)))
+
+    def copy_rows(rows: slice) -> None:
+        split[rows] = source[rows]   # broadcasts along the new factor axes
+
+    for_each_chunk(copy_rows, len(x), 2 * y.nbytes)
+    return y
+
+
+def repeat_backward(dy: np.ndarray, axes: Sequence[int], factors: Sequence[int]) -> np.ndarray:
+    """The gradient of `repeat_forward`: each input cell sums the cells it was copied to."""
+    in_shape = tuple(n // factors[list(axes).index(a)] if a in axes else n
+                     for a, n in enumerate(dy.shape))
+    split = dy.reshape(_split_shape(in_shape, axes, factors))
+    phases = [_phase_index(dy.ndim, axes, phase) for phase in product(*map(range, factors))]
+    dx = np.empty(in_shape, dy.dtype)
+
+    def sum_rows(rows: slice) -> None:
+        part = split[rows]
+        np.copyto(dx[rows], part[phases[0]])
+        for phase in phases[1:]:
+            dx[rows] += part[phase]
+
+    for_each_chunk(sum_rows, len(dy), 2 * dy.nbytes)
+    return dx
+
+
+def _phase_blends(factor: int) -> list[tuple[int, float]]:
+    """(offset into the edge-padded input, weight of its right neighbour) for each phase.
+
+    Output s·i + r reads padded cells i + 1 + d and i + 2 + d (padded cell j = input cell j − 1,
+    clamped) with d = 0 when c_r ≥ 0 (blend of x[i], x[i + 1] with weight c_r on the right) and
+    d = −1 otherwise (x[i − 1], x[i], weight 1 + c_r)."""
+    blends = []
+    for r in range(factor):
+        c = (2 * r + 1 - factor) / (2 * factor)
+        blends.append((1, c) if c >= 0 else (0, 1.0 + c))
+    return blends
+
+
+def _along(axis: int, part: slice | int) -> tuple:
+    return (slice(None),) * axis + (part,)
+
+
+def linear_forward(x: np.ndarray, axis: int, factor: int) -> np.ndarray:
+    """x upsampled `factor` times along `axis` (> 0) with half-pixel linear interpolation."""
+    n = x.shape[axis]
+    edges = (_along(axis, slice(0, 1)), _along(axis, slice(n - 1, n)))
+    y = np.empty(x.shape[:axis] + (n * factor,) + x.shape[axis + 1:], x.dtype)
+    blends = _phase_blends(factor)
+
+    def blend_rows(rows: slice) -> None:
+        part = x[rows]
+        padded = np.concatenate([part[edges[0]], part, part[edges[1]]], axis=axis)
+        out = y[rows]
+        for r, (start, right) in enumerate(blends):
+            low = padded[_along(axis, slice(start, start + n))]
+            high = padded[_along(axis, slice(start + 1, start + 1 + n))]
+            target = out[_along(axis, slice(r, None, factor))]
+            np.multiply(low, x.dtype.type(1.0 - right), out=target)
+            if right:
+                target += high * x.dtype.type(right)
+
+    for_each_chunk(blend_rows, len(x), 4 * y.nbytes)
+    return y
+
+
+def linear_backward(dy: np.ndarray, axis: int, factor: int) -> np.ndarray:
+    """The gradient of `linear_forward`: each phase's blend weights sent back to its two cells,
+    then the repeated edge cells folded onto the first and last input cells."""
+    n = dy.shape[axis] // factor
+    dx = np.empty(dy.shape[:axis] + (n,) + dy.shape[axis + 1:], dy.dtype)
+    blends = _phase_blends(factor)
+
+    def scatter_rows(rows: slice) -> None:
+        part = dy[rows]
+        padded = np.zeros(part.shape[:axis] + (n + 2,) + part.shape[axis + 1:], dy.dtype)
+        for r, (start, right) in enumerate(blends):
+            d_out = part[_along(axis, slice(r, None, factor))]
+            padded[_along(axis, slice(start, start + n))] += (
+                d_out * dy.dtype.type(1.0 - right))
+            if right:
+                padded[_along(axis, slice(start + 1, start + 1 + n))] += (
+                    d_out * dy.dtype.type(right))
+        inner = padded[_along(axis, slice(1, n + 1))]
+        inner[_along(axis, slice(0, 1))] += padded[_along(axis, slice(0, 1))]
+        inner[_along(axis, slice(n - 1, n))] += (
+            padded[_along(axis, slice(n + 1, n + 2))])
+        dx[rows] = inner
+
+    for_each_chunk(scatter_rows, len(dy), 4 * dy.nbytes)
+    return dx
+
+
+def zero_pad(x: np.ndarray, pads: Sequence[tuple[int, int]], axes: Sequence[int]) -> np.ndarray:
+    """x with `pads[k]` = (before, after) zeros added along `axes[k]`."""
+    shape = list(x.shape)
+    interior: list[slice] = [slice(None)] * x.ndim
+    for axis, (before, after) in zip(axes, pads, strict=True):
+        shape[axis] += before + after
+        interior[axis] = slice(before, before + x.shape[axis])
+    y = np.zeros(shape, x.dtype)
+    inside = tuple(interior[1:])
+
+    def copy_rows(rows: slice) -> None:
+        y[(rows, *inside)] = x[rows]
+
+    for_each_chunk(copy_rows, len(x), 2 * y.nbytes)
+    return y
+
+
+def crop_slices(shape: Sequence[int], crops: Sequence[tuple[int, int]],
+                axes: Sequence[int]) -> tuple[slice, ...]:
+    """The index keeping all of `shape` but `crops[k]` = (before, after) cells along `axes[k]`;
+    its gradient is `zero_pad` with the same amounts."""
+    index = [slice(None)] * len(shape)
+    for axis, (before, after) in zip(axes, crops, strict=True):
+        index[axis] = slice(before, shape[axis] - after)
+    return tuple(index)
+
