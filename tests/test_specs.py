@@ -44,6 +44,8 @@ EXPECTED = {
     # stem 160; a block: conv 9·16·16, BN 64 (32 non-trainable), conv 9·16·16+16; res3 2×2
     # conv 9·16+16, conv 9·16·8+8, transposed 9·8·16+16, 9·16·1+1
     "digits_conv_autoencoder.yaml": (160 + 1160 + 1168 + 145, 0, (None, 8, 8, 1)),
+    # down 9·8+8, 9·8·16+16, bottom 9·16·16+16, up 9·32·16+16, 9·24·8+8, 1x1 8+1
+    "digits_unet.yaml": (80 + 1168 + 2320 + 4624 + 1736 + 9, 0, (None, 8, 8, 1)),
     "residual_blocks.yaml": (160 + 2 * (2304 + 64 + 2320) + (1024 + 64 + 1040) + 2570, 96,
                              (None, 10)),
 }
