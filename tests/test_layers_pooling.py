@@ -211,10 +211,10 @@ def test_masked_global_average_1d_gradient(arguments):
     ("{type: AveragePooling2D, pool_size: 2, padding: full}",
      "Argument padding must be either 'valid' or 'same'. Received: padding=full"),
     ("{type: AveragePooling2D, pool_size: [2, 0]}",
-     "The pool_size argument must be a tuple of 2 integers. Received pool_size=(2, 0), "
-     "including values {0} that do not satisfy value > 0"),
+     "The `pool_size` argument must be a tuple of 2 integers. Received pool_size=[2, 0], "
+     "including values {0} that do not satisfy `value > 0`"),  # Keras's standardize_tuple
     ("{type: AveragePooling2D, pool_size: [2, 2, 2]}",
-     "The pool_size argument must be a tuple of 2 integers. Received pool_size=[2, 2, 2]"),
+     "The `pool_size` argument must be a tuple of 2 integers. Received pool_size=[2, 2, 2]"),
     ("{type: AveragePooling2D}", "AveragePooling2D needs `pool_size`"),
     ("{type: AvgPool}", "AvgPool needs `pool_size`"),
     ("{type: GlobalAveragePooling2D, data_format: channels_middle}", "data_format"),
