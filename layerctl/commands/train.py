@@ -99,7 +99,7 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
     from layerctl.graph import Graph
     from layerctl.training.fit import fit
     from layerctl.training.progress import LineReporter, QuietReporter, RichReporter, final_report
-    from layerctl.training.runs import RunFolder
+    from layerctl.training.runs import RunFolder, default_run_path
     from layerctl.training.spec import TrainSpec
     from layerctl.weights import load_weights_into
 
@@ -112,7 +112,7 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
     overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size,
                                    "seed": seed}.items() if v is not None}
     train_spec = (spec.train or TrainSpec()).model_copy(update=overrides)
-    run = RunFolder(Path(out) if out else Path("runs") / plan.name)
+    run = RunFolder(Path(out) if out else default_run_path(plan.name, spec_path))
     if resume and not run.checkpoint.exists():
         raise SpecError(f"nothing to resume: {run.checkpoint} does not exist", Location(spec_path))
     if not resume and not overwrite and run.checkpoint.exists():

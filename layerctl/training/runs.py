@@ -22,10 +22,25 @@ import numpy as np
 import yaml
 
 from layerctl.atomic import write_text_atomic
-from layerctl.errors import Location, WeightsError
+from layerctl.errors import Location, SpecError, WeightsError
 from layerctl.weights import read_npz, save_npz
 
 CHECKPOINT_VERSION = 1
+RUNS_FOLDER = Path("runs")
+
+
+def default_run_path(name: str, spec_path: str) -> Path:
+    """runs/<name>, refusing a name that would put the folder anywhere else (a spec's `name:`
+    is validated; a name taken from the file's stem, like '.' from '..yaml', is checked here)."""
+    from layerctl.layers.base import name_problem, shown_name
+
+    reason = name_problem(name, forbidden="/\\")
+    if reason is None and name in (".", ".."):
+        reason = "it must not be '.' or '..'"
+    if reason is not None:
+        raise SpecError(f"model name {shown_name(name)} cannot name a run folder: {reason}",
+                        Location(spec_path), "set `name:` in the spec, or pass --out")
+    return RUNS_FOLDER / name
 
 
 @dataclass(frozen=True)
