@@ -112,12 +112,16 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
     overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size,
                                    "seed": seed}.items() if v is not None}
     train_spec = (spec.train or TrainSpec()).model_copy(update=overrides)
-    run = RunFolder(Path(out) if out else default_run_path(plan.name, spec_path))
+    run = RunFolder(Path(out) if out else default_run_path(plan.name, spec_path)).claim()
+    click.get_current_context().call_on_close(run.owner.release)  # locked until the end
     if resume and not run.checkpoint.exists():
         raise SpecError(f"nothing to resume: {run.checkpoint} does not exist", Location(spec_path))
-    if not resume and not overwrite and run.checkpoint.exists():
-        raise SpecError(f"{run.path} already holds a run", Location(spec_path),
+    if not resume and not overwrite and run.run_files():
+        raise SpecError(f"{run.path} already holds a run ({run.run_files()[0].name})",
+                        Location(spec_path),
                         "continue it with --resume, replace it with --overwrite, or choose --out")
+    if overwrite and not resume:
+        run.clear()
 
     train, validation = load_training_data(spec, spec_path, data)
     check_data(plan, spec, train, validation)
@@ -126,7 +130,6 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
     graph.initialize(rng)
     if initial_weights and not resume:
         load_weights_into(graph, initial_weights)
-    run.path.mkdir(parents=True, exist_ok=True)
     run.write_spec(spec.model_copy(update={"train": train_spec}).model_dump(mode="json",
                                                                            exclude_none=True))
     out_console = console(stderr=True)

@@ -37,7 +37,7 @@ from layerctl.training.spec import (
     ReduceLROnPlateau,
     TrainSpec,
 )
-from layerctl.weights import check_weights, save_npz
+from layerctl.weights import check_weights
 
 
 class Reporter(Protocol):
@@ -130,7 +130,7 @@ def fit(
     if best_weights is not None:  # EarlyStopping(restore_best_weights): Keras restores at the end
         graph.set_weights(best_weights)
     if "checkpoint" not in callbacks or not callbacks["checkpoint"].spec.save_best_only:
-        save_npz(run.weights, graph.get_weights())
+        run.write_weights(graph.get_weights())
     return result
 
 
@@ -156,7 +156,7 @@ def _end_of_epoch(epoch, logs, graph, trainer, callbacks, run, result, best_weig
             if early.spec.restore_best_weights:
                 best_weights = graph.get_weights()
     if "checkpoint" in callbacks and callbacks["checkpoint"].on_epoch_end(epoch, logs):
-        save_npz(run.weights, graph.get_weights())
+        run.write_weights(graph.get_weights())
     if "reduce_lr_on_plateau" in callbacks:
         new_rate = callbacks["reduce_lr_on_plateau"].on_epoch_end(
             epoch, logs, trainer.optimizer.learning_rate_now()
