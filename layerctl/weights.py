@@ -22,12 +22,13 @@ def save_npz(path: str | Path, arrays: dict[str, np.ndarray], compress: bool = F
         (np.savez_compressed if compress else np.savez)(temporary, **arrays)
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz file, with clear errors for missing, corrupt or pickled files."""
+def read_npz(path: str | Path, only: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (or those named in `only`), with clear errors for missing,
+    corrupt or pickled files."""
     where = Location(str(path))
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+            return {key: archive[key] for key in archive.files if only is None or key in only}
     except FileNotFoundError:
         raise WeightsError("no such weights file", where) from None
     except IsADirectoryError:

@@ -99,7 +99,7 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
     from layerctl.graph import Graph
     from layerctl.training.fit import fit
     from layerctl.training.progress import LineReporter, QuietReporter, RichReporter, final_report
-    from layerctl.training.runs import RunFolder, default_run_path
+    from layerctl.training.runs import RunFolder, default_run_path, finished_epochs
     from layerctl.training.spec import TrainSpec
     from layerctl.weights import load_weights_into
 
@@ -122,6 +122,12 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
                         "continue it with --resume, replace it with --overwrite, or choose --out")
     if overwrite and not resume:
         run.clear()
+    if resume and (epochs_done := finished_epochs(run.checkpoint,
+                                                              train_spec.epochs)) is not None:
+        if not quiet:
+            click.echo(f"{run.path} holds a finished run ({epochs_done} epochs): nothing to "
+                       "resume, nothing changed", err=True)
+        return
 
     train, validation = load_training_data(spec, spec_path, data)
     check_data(plan, spec, train, validation)

@@ -52,6 +52,7 @@ class FitResult:
     interrupted: bool = False
     stopped_early_at: int | None = None
     best_epoch: int | None = None
+    already_finished: bool = False  # resume found a finished run and changed nothing
 
 
 @dataclass
@@ -83,7 +84,12 @@ def fit(
     accumulator = trainer.accumulator(train.y)
     best_weights: dict[str, np.ndarray] | None = None
     if resume:
-        rng, best_weights = _restore(run, graph, trainer, callbacks, result, position, accumulator)
+        rng, best_weights, stopped_early = _restore(
+            run, graph, trainer, callbacks, result, position, accumulator
+        )
+        if stopped_early or (position.epoch >= train_spec.epochs and position.order is None):
+            result.already_finished = True  # training on would go past the run's end
+            return result
     size = train_spec.batch_size
     steps = -(-len(train) // size)
     while position.epoch < train_spec.epochs:
@@ -122,7 +128,8 @@ def fit(
             epoch, logs, graph, trainer, callbacks, run, result, best_weights
         )
         position.epoch, position.batch, position.order = epoch + 1, 0, None
-        _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights)
+        _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights,
+              stopped_early=stop)
         run.write_history(result.history)
         if stop:
             result.stopped_early_at = epoch
@@ -166,7 +173,8 @@ def _end_of_epoch(epoch, logs, graph, trainer, callbacks, run, result, best_weig
     return stop, best_weights
 
 
-def _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights):
+def _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights,
+          stopped_early=False):
     extra = {}
     if position.order is not None:
         extra["order"] = position.order
@@ -181,6 +189,7 @@ def _save(run, graph, trainer, callbacks, result, position, rng, accumulator, be
         "best_epoch": result.best_epoch,
         "callbacks": {name: cb.state() for name, cb in callbacks.items()},
         "accumulator": accumulator.state() if position.order is not None else None,
+        "stopped_early": stopped_early,
     }
     save_checkpoint(run, graph.get_weights(), trainer.optimizer.state(), state, extra)
 
@@ -207,4 +216,4 @@ def _restore(run, graph, trainer, callbacks, result, position, accumulator):
     best = {
         k.removeprefix("best/"): v for k, v in checkpoint.arrays.items() if k.startswith("best/")
     }
-    return restore_generator(state["rng"]), (best or None)
+    return restore_generator(state["rng"]), (best or None), state.get("stopped_early") is True

@@ -213,6 +213,16 @@ def save_checkpoint(run: RunFolder, weights: dict[str, np.ndarray],
     save_npz(run.checkpoint, arrays)
 
 
+def finished_epochs(path: Path, epochs: int) -> int | None:
+    """The number of epochs done when the checkpoint's run is finished (stopped early, or
+    `epochs` done: a larger `epochs` continues it), else None. Reads only the `state` entry."""
+    state = load_checkpoint(path, state_only=True).state
+    done = state.get("epoch")
+    finished = state.get("stopped_early") is True or (
+        isinstance(done, int) and done >= epochs and state.get("batch") == 0)
+    return len(state.get("history") or []) if finished else None
+
+
 @dataclass
 class Checkpoint:
     weights: dict[str, np.ndarray]
@@ -221,8 +231,8 @@ class Checkpoint:
     state: dict[str, Any]
 
 
-def load_checkpoint(path: Path) -> Checkpoint:
-    arrays = read_npz(path)
+def load_checkpoint(path: Path, state_only: bool = False) -> Checkpoint:
+    arrays = read_npz(path, only=("state",) if state_only else None)
     if "state" not in arrays:
         raise WeightsError("not a layerctl checkpoint (no `state` entry)", Location(str(path)))
     try:
