@@ -70,3 +70,78 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     """Every regular file under `folder` by relative path, with its bytes."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file() and not p.is_symlink()}
+
+
+def layerctl_peak_rss(*args, cwd: Path, timeout: float = HANG):
+    """(`layerctl ARGS` as a CompletedProcess, its peak resident memory in MiB)."""
+    import tempfile
+    import threading
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([sys.executable, "-m", "layerctl", *map(str, args)], cwd=cwd,
+                                   stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env(),
+                                   text=True)
+        timer = threading.Timer(timeout, process.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            timer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        assert process.returncode != -9, f"layerctl {args} hung for {timeout} s"
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(process.args, process.returncode, out.read(),
+                                             err.read())
+    return result, usage.ru_maxrss / 1024
+
+
+def npy_header(shape, dtype: str = "<f4") -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": dtype, "fortran_order": False, "shape": tuple(shape)})
+    return buffer.getvalue()
+
+
+def write_zip_bomb(path: Path, members: dict[str, tuple], real_mib: int = 0,
+                   declared: int | None = None,
+                   honest: dict[str, np.ndarray] | None = None) -> None:
+    """An .npz whose members (name -> shape, float32) declare their full size, holding only
+    `real_mib` MiB of zeros, deflated to about a thousandth (so the file stays small, but a
+    reader that trusts it allocates the declared size and inflates the zeros). `declared`
+    overrides the zip's uncompressed size (a header that claims more than the member holds);
+    `honest` arrays are stored as they are, before the others."""
+    import io
+    import zipfile
+    import zlib
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, array in (honest or {}).items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
+            archive.writestr(name + ".npy", buffer.getvalue())
+        for name, shape in members.items():
+            header = npy_header(shape)
+            compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+            unit_input = b"\0" * (1 << 20)
+            parts = [compressor.compress(header), compressor.flush(zlib.Z_FULL_FLUSH)]
+            unit = compressor.compress(unit_input) + compressor.flush(zlib.Z_FULL_FLUSH)
+            parts += [unit] * real_mib + [compressor.flush()]
+            stream = b"".join(parts)
+            info = zipfile.ZipInfo(name + ".npy")
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.file_size = (declared if declared is not None
+                              else len(header) + int(np.prod(shape)) * 4)
+            crc = zlib.crc32(header)
+            for _ in range(real_mib):
+                crc = zlib.crc32(unit_input, crc)
+            info.compress_size, info.CRC = len(stream), crc
+            info.header_offset = archive.fp.tell()
+            archive.fp.write(info.FileHeader(zip64=True))
+            archive.fp.write(stream)
+            archive.filelist.append(info)
+            archive.NameToInfo[info.filename] = info
+            archive.start_dir = archive.fp.tell()
+        archive._didModify = True

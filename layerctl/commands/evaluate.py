@@ -27,6 +27,7 @@ def command(spec_path, weights_path, data, batch_size, as_json) -> None:
     from layerctl.commands.train import check_data, load_training_data
     from layerctl.errors import Location, SpecError
     from layerctl.graph import Graph
+    from layerctl.memory import check_model_fits
     from layerctl.training.loop import Trainer
     from layerctl.weights import load_weights_into
 
@@ -38,6 +39,7 @@ def command(spec_path, weights_path, data, batch_size, as_json) -> None:
     train, validation = load_training_data(spec, spec_path, data)
     dataset = train if data is not None or validation is None else validation
     check_data(plan, spec, dataset)
+    check_model_fits(plan)  # before the graph allocates its weights
     graph = Graph(plan)
     load_weights_into(graph, weights_path)
     logs = Trainer(graph, spec.compile).evaluate(dataset.x, dataset.y, batch_size).logs()

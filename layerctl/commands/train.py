@@ -97,6 +97,7 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
 
     from layerctl.commands.common import console, load_spec_and_plan, prepare_compute
     from layerctl.graph import Graph
+    from layerctl.memory import check_model_fits
     from layerctl.training.fit import fit
     from layerctl.training.progress import LineReporter, QuietReporter, RichReporter, final_report
     from layerctl.training.runs import RunFolder, default_run_path, finished_epochs
@@ -131,6 +132,7 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
 
     train, validation = load_training_data(spec, spec_path, data)
     check_data(plan, spec, train, validation)
+    check_model_fits(plan, train_spec.dtype)  # before the graph allocates them
     graph = Graph(plan, dtype=np.dtype(train_spec.dtype))
     rng = np.random.default_rng(train_spec.seed)
     graph.initialize(rng)

@@ -111,6 +111,9 @@ def read_npz(path: Path, display: str, key: str, role: str = "the inputs") -> np
     if key not in keys:
         raise missing_key(display, key, keys, role)
     what = f"array '{key}'"
+    from layerctl.memory import npz_member_fits
+
+    npz_member_fits(path, key, DataError, display)  # before inflating: a bomb is refused
     try:
         with np.load(path, allow_pickle=False) as archive:
             array = archive[key]
