@@ -18,26 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from layerctl.errors import LayerctlError, Location
+from layerctl.inputs import file_kind
 
 TEMPORARY_MARK = ".layerctl-tmp-"
 
 
 class OutputError(LayerctlError):
     """An output path cannot be written without destroying what stands there."""
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
 
 
 def check_destination(destination: str | os.PathLike) -> None:
@@ -50,7 +37,7 @@ def check_destination(destination: str | os.PathLike) -> None:
     except NotADirectoryError:
         return  # a parent is a file: creating the temporary file reports it
     if not stat.S_ISREG(mode):
-        raise OutputError(f"is {_kind(mode)}; an output may only replace a regular file",
+        raise OutputError(f"is {file_kind(mode)}; an output may only replace a regular file",
                           Location(str(destination)), "choose another output path")
 
 

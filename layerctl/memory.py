@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from layerctl.errors import LayerctlError, Location
+from layerctl.inputs import refuse_special
 
 
 class MemoryLimitError(LayerctlError):
@@ -89,6 +90,7 @@ def npz_headers(path: str | os.PathLike, error: type[LayerctlError], display: st
     than it holds, or when they would not fit in memory together."""
     display = display or str(path)
     where = Location(display)
+    refuse_special(path, error, display)
     headers: dict[str, MemberHeader] = {}
     try:
         with zipfile.ZipFile(path) as archive:

@@ -15,6 +15,7 @@ import numpy as np
 
 from layerctl.atomic import atomic_path
 from layerctl.errors import Location, Problem, WeightsError
+from layerctl.inputs import refuse_special
 from layerctl.memory import npz_headers
 
 
@@ -28,6 +29,7 @@ def read_npz(path: str | Path, only: tuple[str, ...] | None = None) -> dict[str,
     """Every array of an .npz file (or those named in `only`), with clear errors for missing,
     corrupt or pickled files."""
     where = Location(str(path))
+    refuse_special(path, WeightsError)
     try:
         npz_headers(path, WeightsError, str(path), only)  # sizes checked before inflating
         with np.load(path, allow_pickle=False) as archive:

@@ -19,20 +19,30 @@ def discover(paths: tuple[str, ...]) -> tuple[list[Path], list[Problem]]:
     files, problems = [], []
     for raw in paths:
         path = Path(raw)
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir():
-            files.extend(sorted(_walk(path)))
+        if path.is_dir():
+            files.extend(sorted(_walk(path, set())))
+        elif path.exists() or path.is_symlink():
+            files.append(path)  # a FIFO or device is refused when checked, never opened
         else:
             problems.append(Problem("no such file or folder", Location(raw)))
     return files, problems
 
 
-def _walk(folder: Path):
-    for entry in sorted(folder.iterdir()):
+def _walk(folder: Path, seen: set[tuple[int, int]]):
+    """Spec files under `folder`; a folder reached twice (symlinks to a folder, or loops of
+    them) is walked once."""
+    try:
+        info = folder.stat()
+        if (info.st_dev, info.st_ino) in seen:
+            return
+        seen.add((info.st_dev, info.st_ino))
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
         if entry.is_dir():
             if not entry.name.startswith(".") and not (entry / IGNORE_MARKER).exists():
-                yield from _walk(entry)
+                yield from _walk(entry, seen)
         elif entry.suffix in SPEC_SUFFIXES:
             yield entry
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from layerctl.errors import DataError, did_you_mean
+from layerctl.inputs import refuse_special
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK"
@@ -33,6 +34,7 @@ def existing_file(path: Path, display: str) -> Path:
         return path
     if path.is_dir():
         raise DataError(f"{display} is a folder, not a data file")
+    refuse_special(path, DataError, display)
     hint = None
     if path.parent.is_dir():
         hint = did_you_mean(path.name, [p.name for p in path.parent.iterdir() if p.is_file()])

@@ -20,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from layerctl.errors import DataError, Location
+from layerctl.inputs import refuse_special
 
 BLOCK_BYTES = 4 << 20
 BOM = b"\xef\xbb\xbf"
@@ -127,6 +128,7 @@ def read_document(path: Path, errors: str = "strict") -> tuple[str, int]:
 
 
 def _read_bytes(path: Path) -> bytes:
+    refuse_special(path, DataError)  # a FIFO among a class folder's files would block
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -142,6 +144,7 @@ def open_lines(source: str, stdin: BinaryIO | None = None) -> BinaryIO:
     path = Path(source)
     if path.is_dir():
         raise DataError("is a folder", Location(source))
+    refuse_special(path, DataError, source)
     try:
         return open(path, "rb")
     except FileNotFoundError:

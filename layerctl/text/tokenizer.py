@@ -297,6 +297,9 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
+        from layerctl.inputs import refuse_special
+
+        refuse_special(path, DataError)
         try:
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
