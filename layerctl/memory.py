@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,11 @@ import numpy as np
 
 from layerctl.errors import LayerctlError, Location
 from layerctl.inputs import refuse_special
+
+# What a damaged .npz raises from zipfile, zlib and NumPy's header reader (an encrypted member
+# is a RuntimeError, an unknown compression method NotImplementedError).
+NPZ_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, RuntimeError,
+              NotImplementedError)
 
 
 class MemoryLimitError(LayerctlError):
@@ -102,7 +108,7 @@ def npz_headers(path: str | os.PathLike, error: type[LayerctlError], display: st
                 with archive.open(info) as handle:
                     try:
                         shape, dtype = _read_header(handle)
-                    except (ValueError, EOFError) as problem:
+                    except (ValueError, *NPZ_DAMAGE) as problem:
                         raise error(f"array '{name}' has a damaged header ({problem})",
                                     where) from None
                     header_size = handle.tell()
@@ -111,7 +117,7 @@ def npz_headers(path: str | os.PathLike, error: type[LayerctlError], display: st
                     raise error(f"array '{name}' claims shape {shape} ({gib(nbytes)}) but holds "
                                 f"{info.file_size:,} bytes: the file is damaged", where)
                 headers[name] = MemberHeader(shape, dtype, nbytes, info.file_size)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as problem:
+    except NPZ_DAMAGE as problem:
         raise error(f"not a valid .npz archive ({problem})", where) from None
     if check_memory:
         check_fits(sum(h.file_size for h in headers.values()),

@@ -8,7 +8,6 @@ graph, reporting every mismatch in one error.
 from __future__ import annotations
 
 import math
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import numpy as np
 from layerctl.atomic import atomic_path
 from layerctl.errors import Location, Problem, WeightsError
 from layerctl.inputs import refuse_special
-from layerctl.memory import npz_headers
+from layerctl.memory import NPZ_DAMAGE, npz_headers
 
 
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray], compress: bool = False) -> None:
@@ -38,7 +37,7 @@ def read_npz(path: str | Path, only: tuple[str, ...] | None = None) -> dict[str,
         raise WeightsError("no such weights file", where) from None
     except IsADirectoryError:
         raise WeightsError("is a folder, not a weights file", where) from None
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
+    except (*NPZ_DAMAGE, OSError) as error:
         raise WeightsError(f"not a valid .npz weights file ({error})", where) from None
     except ValueError as error:
         if "pickle" in str(error):

@@ -9,13 +9,13 @@ of NumPy's "Cannot load file containing pickled data".
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from layerctl.errors import DataError, did_you_mean
 from layerctl.inputs import refuse_special
+from layerctl.memory import NPZ_DAMAGE
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK"
@@ -95,7 +95,7 @@ def npz_keys(path: Path, display: str) -> list[str]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return list(archive.files)
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except (*NPZ_DAMAGE, OSError) as error:
         raise DataError(f"{display} is a damaged .npz archive: {error}") from None
 
 
@@ -121,7 +121,7 @@ def read_npz(path: Path, display: str, key: str, role: str = "the inputs") -> np
             array = archive[key]
     except ValueError as error:
         raise _refuse_objects(error, display, what) from None
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except (*NPZ_DAMAGE, OSError) as error:
         raise DataError(f"{display}: {what} is damaged: {error}") from None
     return check_numeric(array, display, what)
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from layerctl.data import Dataset, batches
-from layerctl.errors import WeightsError
+from layerctl.errors import Location, WeightsError
 from layerctl.graph import Graph
 from layerctl.training.callbacks import (
     CheckpointCallback,
@@ -87,6 +87,7 @@ def fit(
         rng, best_weights, stopped_early = _restore(
             run, graph, trainer, callbacks, result, position, accumulator
         )
+        _check_position(position, len(train), run)
         if stopped_early or (position.epoch >= train_spec.epochs and position.order is None):
             result.already_finished = True  # training on would go past the run's end
             return result
@@ -200,9 +201,38 @@ def _restore(run, graph, trainer, callbacks, result, position, accumulator):
     problems = check_weights(checkpoint.weights, expected, run.checkpoint)
     if problems:
         raise WeightsError(problems=problems)
+    try:
+        return _restore_state(checkpoint, graph, trainer, callbacks, result, position,
+                              accumulator)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as error:
+        detail = f"missing {error}" if isinstance(error, KeyError) else str(error)
+        raise WeightsError(f"the checkpoint's state is damaged ({detail[:200]}); nothing was "
+                           "resumed", Location(str(run.checkpoint))) from None
+
+
+def _check_position(position, samples, run):
+    """A checkpoint's position must be one this run could have saved."""
+    def integer(value):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    order = position.order
+    if not (integer(position.epoch) and integer(position.batch)) or (order is not None and (
+            order.ndim != 1 or order.dtype.kind not in "iu" or len(order) != samples
+            or not np.array_equal(np.sort(order), np.arange(samples)))):
+        raise WeightsError("the checkpoint's position (epoch, batch, order) is damaged or from "
+                           "other data; nothing was resumed", Location(str(run.checkpoint)))
+
+
+def _restore_state(checkpoint, graph, trainer, callbacks, result, position, accumulator):
+    state = checkpoint.state
+    for key, kind in (("history", list), ("callbacks", dict), ("layer_rngs", dict),
+                      ("best_epoch", (int, type(None)))):
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise TypeError(f"`{key}` is a {type(state[key]).__name__}")
+    if not all(isinstance(row, dict) for row in state["history"]):
+        raise TypeError("`history` rows are not records")
     graph.set_weights(checkpoint.weights)
     trainer.optimizer.load_state(checkpoint.optimizer)
-    state = checkpoint.state
     for name, saved in state["layer_rngs"].items():
         graph.layer_rngs[name].bit_generator.state = saved
     for name, callback in callbacks.items():
