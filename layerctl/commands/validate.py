@@ -57,17 +57,28 @@ def check(path: Path) -> list[Problem]:
         return error.problems
 
 
+def github_data(text: str) -> str:
+    """`text` escaped as a workflow command's message (a newline would start a command)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def github_property(text: str) -> str:
+    """`text` escaped as a workflow command's property value (',' and ':' end it)."""
+    return github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
 def github_line(problem: Problem) -> str:
-    """A GitHub Actions workflow command, so problems show up as annotations on the diff."""
+    """A GitHub Actions workflow command, so problems show up as annotations on the diff.
+    Everything taken from the input (file names, messages) is escaped as GitHub requires, so
+    a file name cannot forge annotations or properties."""
     where = problem.location or Location()
-    parts = [f"file={where.file}"] if where.file else []
+    parts = [f"file={github_property(where.file)}"] if where.file else []
     if where.line:
         parts.append(f"line={where.line}")
     if where.col:
         parts.append(f"col={where.col}")
     text = problem.message if problem.hint is None else f"{problem.message}; {problem.hint}"
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return f"::{problem.severity} {','.join(parts)}::{text}"
+    return f"::{problem.severity} {','.join(parts)}::{github_data(text)}"
 
 
 @click.command("validate")
