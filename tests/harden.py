@@ -72,28 +72,33 @@ def snapshot(folder: Path) -> dict[str, bytes]:
             if p.is_file() and not p.is_symlink()}
 
 
-def layerctl_peak_rss(*args, cwd: Path, timeout: float = HANG):
-    """(`layerctl ARGS` as a CompletedProcess, its peak resident memory in MiB)."""
-    import tempfile
-    import threading
+PEAK_PROBE = """
+import atexit, runpy, sys
 
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen([sys.executable, "-m", "layerctl", *map(str, args)], cwd=cwd,
-                                   stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env(),
-                                   text=True)
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            timer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
-        assert process.returncode != -9, f"layerctl {args} hung for {timeout} s"
-        out.seek(0)
-        err.seek(0)
-        result = subprocess.CompletedProcess(process.args, process.returncode, out.read(),
-                                             err.read())
-    return result, usage.ru_maxrss / 1024
+def report(path=sys.argv.pop(1)):
+    with open("/proc/self/status") as status, open(path, "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+
+atexit.register(report)
+sys.argv[0] = "layerctl"
+runpy.run_module("layerctl", run_name="__main__")
+"""
+
+
+def layerctl_peak_rss(*args, cwd: Path, timeout: float = HANG):
+    """(`layerctl ARGS` as a CompletedProcess, its peak resident memory in MiB).
+
+    The peak is the child's own VmHWM, written at exit (ru_maxrss of a forked child would
+    count the parent's pages it shared before exec)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        peak_file = Path(folder) / "peak"
+        result = subprocess.run([sys.executable, "-c", PEAK_PROBE, str(peak_file),
+                                 *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                                timeout=timeout, env=env(), stdin=subprocess.DEVNULL)
+        peak_kib = int(peak_file.read_text())
+    return result, peak_kib / 1024
 
 
 def npy_header(shape, dtype: str = "<f4") -> bytes:
