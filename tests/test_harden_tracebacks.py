@@ -158,6 +158,7 @@ TAMPERINGS = {
     "history not a list": lambda s: s.update(history=7),
     "best epoch a dict": lambda s: s.update(best_epoch={}),
     "no epoch": lambda s: s.pop("epoch"),
+    "not a record": lambda s: (s.clear(), s.update(list=True)),
 }
 
 
@@ -170,7 +171,7 @@ def test_tampered_checkpoint_state_is_one_line(trained, tmp_path, tampering):
     state = json.loads(str(arrays["state"]))
     state.update(epoch=1, batch=0, stopped_early=False)
     TAMPERINGS[tampering](state)
-    arrays["state"] = np.array(json.dumps(state))
+    arrays["state"] = np.array(json.dumps([state] if "list" in state else state))
     np.savez(run / "checkpoint.npz", **arrays)
     before = (run / "checkpoint.npz").read_bytes()
     result = layerctl("train", trained / "tiny.yaml", "--data", trained / "data.npz", "--out",

@@ -123,10 +123,10 @@ def command(spec_path, data, out, resume, overwrite, initial_weights, epochs, ba
                         "continue it with --resume, replace it with --overwrite, or choose --out")
     if overwrite and not resume:
         run.clear()
-    if resume and (epochs_done := finished_epochs(run.checkpoint,
-                                                              train_spec.epochs)) is not None:
+    finished = finished_epochs(run.checkpoint, train_spec.epochs) if resume else None
+    if finished is not None:
         if not quiet:
-            click.echo(f"{run.path} holds a finished run ({epochs_done} epochs): nothing to "
+            click.echo(f"{run.path} holds a finished run ({finished} epochs): nothing to "
                        "resume, nothing changed", err=True)
         return
 

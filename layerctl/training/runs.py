@@ -237,8 +237,11 @@ def load_checkpoint(path: Path, state_only: bool = False) -> Checkpoint:
         raise WeightsError("not a layerctl checkpoint (no `state` entry)", Location(str(path)))
     try:
         state = json.loads(str(arrays.pop("state")))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise WeightsError("the checkpoint's state is corrupt", Location(str(path))) from None
+    if not isinstance(state, dict):
+        raise WeightsError("the checkpoint's state is damaged (not a record)",
+                           Location(str(path)))
     if state.get("version") != CHECKPOINT_VERSION:
         raise WeightsError(f"checkpoint version {state.get('version')} is not supported",
                            Location(str(path)))
