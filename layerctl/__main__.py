@@ -1,5 +1,11 @@
 """`python -m layerctl` runs the command-line interface."""
 
-from layerctl.cli import main
+try:
+    from layerctl.cli import main
+except KeyboardInterrupt:  # Ctrl-C while the CLI itself loads
+    import sys
+
+    sys.stderr.write("interrupted\n")
+    sys.exit(130)
 
 main()

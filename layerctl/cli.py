@@ -9,6 +9,7 @@ Ctrl-C becomes exit code 130. No traceback ever reaches a user for their own mis
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -58,6 +59,13 @@ class LazyGroup(click.Group):
             ctx.exit(130)
         except BrokenPipeError:
             ctx.exit(0)
+        except OSError as error:  # disk full, read-only file system, permission, ...
+            click.echo(os_error_line(error), err=True)
+            ctx.exit(1)
+        except MemoryError:
+            click.echo("out of memory: this machine cannot hold what the command needs "
+                       "(try a smaller --batch-size, model or data)", err=True)
+            ctx.exit(1)
 
     @staticmethod
     def _module(name: str):
@@ -85,8 +93,21 @@ def report_error(error: LayerctlError) -> None:
         click.echo(problem.render(), err=True)
 
 
-def main() -> None:
-    from layerctl.runtime import configure_blas
+def os_error_line(error: OSError) -> str:
+    """One line for an OSError: the file it concerns, then the system's reason."""
+    reason = error.strerror or str(error) or type(error).__name__
+    files = [f for f in (error.filename, error.filename2) if f is not None]
+    return f"{' -> '.join(map(str, files))}: {reason}" if files else reason
 
-    configure_blas()  # before anything imports NumPy (see layerctl.runtime)
-    cli()
+
+def main() -> None:
+    """The console entry point. Ctrl-C while modules load (before a command runs) exits 130
+    without a traceback too."""
+    try:
+        from layerctl.runtime import configure_blas
+
+        configure_blas()  # before anything imports NumPy (see layerctl.runtime)
+        cli()
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -27,7 +27,14 @@ from layerctl.config import CHOICE_MODELS, Frozen
 from layerctl.errors import Location, Problem, SpecError, did_you_mean
 from layerctl.keras_layers import KERAS_LAYER_CLASSES
 from layerctl.layers import LAYER_CLASSES, LAYER_TYPES, layer_class, layer_tag
-from layerctl.layers.base import DataFormat, LayerInputs, PositiveInt, lower_string
+from layerctl.layers.base import (
+    DataFormat,
+    LayerInputs,
+    PositiveInt,
+    lower_string,
+    name_problem,
+    shown_name,
+)
 from layerctl.legacy import LEGACY_TRAIN_KEYS, legacy_hint
 from layerctl.training.spec import CompileSpec, TrainSpec
 from layerctl.yamlmarks import Marks, load_yaml
@@ -139,6 +146,20 @@ class ModelSpec(Frozen):
     train: TrainSpec | None = None
 
     _lower = field_validator("data_format", mode="before")(lower_string)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str | None) -> str | None:
+        """The name is the default run folder (runs/<name>): one safe path component."""
+        if value is None:
+            return value
+        reason = name_problem(value, forbidden="/\\")
+        if reason is None and value in (".", ".."):
+            reason = "it must not be '.' or '..'"
+        if reason is not None:
+            raise ValueError(f"invalid model name {shown_name(value)}: {reason} (it names the "
+                             "run folder)")
+        return value
 
 
 def read_spec_text(path: str | FilePath) -> str:

@@ -105,6 +105,8 @@ def keras_outputs_and_gradients(model, inputs: list[np.ndarray], projections: li
     total = sum((out * torch.as_tensor(p, dtype=out.dtype)).sum()
                 for out, p in zip(outputs, projections, strict=True))
     variables = [(layer, w) for layer in model.layers for w in layer.trainable_weights]
+    if not variables:  # a model of merges only
+        return [out.detach().numpy() for out in outputs], {}
     grads = torch.autograd.grad(total, [w.value for _, w in variables], allow_unused=True)
     keyed = {}
     for (layer, w), grad in zip(variables, grads, strict=True):

@@ -21,9 +21,12 @@ def prepare_compute() -> None:
 def load_spec_and_plan(path: str):
     """Spec file -> (validated ModelSpec, its Plan); raises SpecError with every located
     problem. Commands that need the `compile:`/`train:` blocks take both from one parse."""
+    from layerctl.errors import SpecError
+    from layerctl.inputs import refuse_special
     from layerctl.plan import build_plan
     from layerctl.spec import load_spec
 
+    refuse_special(path, SpecError)  # a FIFO would block, /dev/zero never end
     spec, marks = load_spec(path)
     return spec, build_plan(spec, marks)
 

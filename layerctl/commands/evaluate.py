@@ -29,6 +29,7 @@ def command(spec_path, weights_path, data, label, batch_size, as_json) -> None:
     from layerctl.commands.train import check_data, data_option_source, load_training_data
     from layerctl.errors import Location, SpecError
     from layerctl.graph import Graph
+    from layerctl.memory import check_model_fits
     from layerctl.training.loop import Trainer
     from layerctl.weights import load_weights_into
 
@@ -48,6 +49,7 @@ def command(spec_path, weights_path, data, label, batch_size, as_json) -> None:
         train, validation = load_training_data(spec, spec_path, None, plan)
         dataset = train if validation is None else validation
     check_data(plan, spec, dataset)
+    check_model_fits(plan)  # before the graph allocates its weights
     graph = Graph(plan)
     load_weights_into(graph, weights_path)
     logs = Trainer(graph, spec.compile).evaluate(dataset.x, dataset.y, batch_size).logs()

@@ -60,8 +60,10 @@ def command(spec_path, weights_path, output, format_, opset) -> None:
 def _load_weights(plan, path: str):
     """The weights file, checked name by name against the spec (every mismatch at once)."""
     from layerctl.graph import Graph
+    from layerctl.memory import check_model_fits
     from layerctl.weights import load_weights_into
 
+    check_model_fits(plan)  # before the graph allocates its weights
     graph = Graph(plan)
     load_weights_into(graph, path)
     return graph.weights

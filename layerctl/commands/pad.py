@@ -97,6 +97,11 @@ def _check_usage(inputs, output, dataset, ints, value, dtype, num_words, oov_tok
         raise click.UsageError("--dataset replaces INPUT: give one or the other")
     if output.suffix not in (".npz", ".npy"):
         raise click.BadParameter("must end in .npz or .npy", param_hint="'-o' / '--output'")
+    from layerctl.atomic import check_destination
+
+    for destination in (output, vocab_out):  # before any work: refused outputs fail at once
+        if destination is not None:
+            check_destination(destination)
     if vocab_out is not None and vocab_in is not None:
         raise click.UsageError("--vocab writes a new vocabulary, --use-vocab applies one: "
                                "choose one")

@@ -77,6 +77,7 @@ def command(spec_path, input_path, weights_path, output, key, label, batch_size,
     from layerctl.commands.common import load_plan, prepare_compute
     from layerctl.data import open_inputs, output_format, write_outputs
     from layerctl.graph import Graph
+    from layerctl.memory import check_model_fits
     from layerctl.weights import load_weights_into
 
     prepare_compute()
@@ -88,6 +89,7 @@ def command(spec_path, input_path, weights_path, output, key, label, batch_size,
         output_format(output)  # an unsupported extension fails before any work
     stream = open_inputs(input_path, key, column_choice(label))
     check_inputs(stream, plan)
+    check_model_fits(plan)  # before the graph allocates its weights
     graph = Graph(plan)
     load_weights_into(graph, weights_path)
 

@@ -131,9 +131,10 @@ def command(spec_path, data, label, out, resume, overwrite, initial_weights, epo
 
     from layerctl.commands.common import console, load_spec_and_plan, prepare_compute
     from layerctl.graph import Graph
+    from layerctl.memory import check_model_fits
     from layerctl.training.fit import fit
     from layerctl.training.progress import LineReporter, QuietReporter, RichReporter, final_report
-    from layerctl.training.runs import RunFolder
+    from layerctl.training.runs import RunFolder, default_run_path, finished_epochs
     from layerctl.training.spec import TrainSpec
     from layerctl.weights import load_weights_into
 
@@ -146,21 +147,31 @@ def command(spec_path, data, label, out, resume, overwrite, initial_weights, epo
     overrides = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size,
                                    "seed": seed}.items() if v is not None}
     train_spec = (spec.train or TrainSpec()).model_copy(update=overrides)
-    run = RunFolder(Path(out) if out else Path("runs") / plan.name)
+    run = RunFolder(Path(out) if out else default_run_path(plan.name, spec_path)).claim()
+    click.get_current_context().call_on_close(run.owner.release)  # locked until the end
     if resume and not run.checkpoint.exists():
         raise SpecError(f"nothing to resume: {run.checkpoint} does not exist", Location(spec_path))
-    if not resume and not overwrite and run.checkpoint.exists():
-        raise SpecError(f"{run.path} already holds a run", Location(spec_path),
+    if not resume and not overwrite and run.run_files():
+        raise SpecError(f"{run.path} already holds a run ({run.run_files()[0].name})",
+                        Location(spec_path),
                         "continue it with --resume, replace it with --overwrite, or choose --out")
+    if overwrite and not resume:
+        run.clear()
+    finished = finished_epochs(run.checkpoint, train_spec.epochs) if resume else None
+    if finished is not None:
+        if not quiet:
+            click.echo(f"{run.path} holds a finished run ({finished} epochs): nothing to "
+                       "resume, nothing changed", err=True)
+        return
 
     train, validation = load_training_data(spec, spec_path, data, plan, label)
     check_data(plan, spec, train, validation)
+    check_model_fits(plan, train_spec.dtype)  # before the graph allocates them
     graph = Graph(plan, dtype=np.dtype(train_spec.dtype))
     rng = np.random.default_rng(train_spec.seed)
     graph.initialize(rng)
     if initial_weights and not resume:
         load_weights_into(graph, initial_weights)
-    run.path.mkdir(parents=True, exist_ok=True)
     run.write_spec(spec.model_copy(update={"train": train_spec}).model_dump(mode="json",
                                                                            exclude_none=True))
     out_console = console(stderr=True)

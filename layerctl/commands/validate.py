@@ -19,20 +19,30 @@ def discover(paths: tuple[str, ...]) -> tuple[list[Path], list[Problem]]:
     files, problems = [], []
     for raw in paths:
         path = Path(raw)
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir():
-            files.extend(sorted(_walk(path)))
+        if path.is_dir():
+            files.extend(sorted(_walk(path, set())))
+        elif path.exists() or path.is_symlink():
+            files.append(path)  # a FIFO or device is refused when checked, never opened
         else:
             problems.append(Problem("no such file or folder", Location(raw)))
     return files, problems
 
 
-def _walk(folder: Path):
-    for entry in sorted(folder.iterdir()):
+def _walk(folder: Path, seen: set[tuple[int, int]]):
+    """Spec files under `folder`; a folder reached twice (symlinks to a folder, or loops of
+    them) is walked once."""
+    try:
+        info = folder.stat()
+        if (info.st_dev, info.st_ino) in seen:
+            return
+        seen.add((info.st_dev, info.st_ino))
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return
+    for entry in entries:
         if entry.is_dir():
             if not entry.name.startswith(".") and not (entry / IGNORE_MARKER).exists():
-                yield from _walk(entry)
+                yield from _walk(entry, seen)
         elif entry.suffix in SPEC_SUFFIXES:
             yield entry
 
@@ -47,17 +57,28 @@ def check(path: Path) -> list[Problem]:
         return error.problems
 
 
+def github_data(text: str) -> str:
+    """`text` escaped as a workflow command's message (a newline would start a command)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def github_property(text: str) -> str:
+    """`text` escaped as a workflow command's property value (',' and ':' end it)."""
+    return github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
 def github_line(problem: Problem) -> str:
-    """A GitHub Actions workflow command, so problems show up as annotations on the diff."""
+    """A GitHub Actions workflow command, so problems show up as annotations on the diff.
+    Everything taken from the input (file names, messages) is escaped as GitHub requires, so
+    a file name cannot forge annotations or properties."""
     where = problem.location or Location()
-    parts = [f"file={where.file}"] if where.file else []
+    parts = [f"file={github_property(where.file)}"] if where.file else []
     if where.line:
         parts.append(f"line={where.line}")
     if where.col:
         parts.append(f"col={where.col}")
     text = problem.message if problem.hint is None else f"{problem.message}; {problem.hint}"
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return f"::{problem.severity} {','.join(parts)}::{text}"
+    return f"::{problem.severity} {','.join(parts)}::{github_data(text)}"
 
 
 @click.command("validate")

@@ -9,12 +9,13 @@ of NumPy's "Cannot load file containing pickled data".
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from layerctl.errors import DataError, did_you_mean
+from layerctl.inputs import refuse_special
+from layerctl.memory import NPZ_DAMAGE
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK"
@@ -33,6 +34,7 @@ def existing_file(path: Path, display: str) -> Path:
         return path
     if path.is_dir():
         raise DataError(f"{display} is a folder, not a data file")
+    refuse_special(path, DataError, display)
     hint = None
     if path.parent.is_dir():
         hint = did_you_mean(path.name, [p.name for p in path.parent.iterdir() if p.is_file()])
@@ -93,7 +95,7 @@ def npz_keys(path: Path, display: str) -> list[str]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return list(archive.files)
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except (*NPZ_DAMAGE, OSError) as error:
         raise DataError(f"{display} is a damaged .npz archive: {error}") from None
 
 
@@ -111,12 +113,15 @@ def read_npz(path: Path, display: str, key: str, role: str = "the inputs") -> np
     if key not in keys:
         raise missing_key(display, key, keys, role)
     what = f"array '{key}'"
+    from layerctl.memory import npz_member_fits
+
+    npz_member_fits(path, key, DataError, display)  # before inflating: a bomb is refused
     try:
         with np.load(path, allow_pickle=False) as archive:
             array = archive[key]
     except ValueError as error:
         raise _refuse_objects(error, display, what) from None
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
+    except (*NPZ_DAMAGE, OSError) as error:
         raise DataError(f"{display}: {what} is damaged: {error}") from None
     return check_numeric(array, display, what)
 

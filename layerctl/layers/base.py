@@ -16,6 +16,7 @@ checkpointing is a dictionary operation. Shapes include the batch axis; `None` i
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -28,6 +29,29 @@ Shape = tuple[int | None, ...]
 # A layer's `inputs:`: node names in Keras's positional order, or a mapping keyed by Keras's
 # call-argument names (`{sequences: x, initial_state: [h, c]}`, `{query: q, value: v}`).
 LayerInputs = list[str] | dict[str, str | list[str]]
+
+MAX_NAME_LENGTH = 128
+
+
+def name_problem(value: str, forbidden: str) -> str | None:
+    """Why `value` cannot be a name (layer or model; names reach weight keys and file paths),
+    or None: it must be non-empty, at most MAX_NAME_LENGTH characters, without NUL or other
+    control characters and without any character of `forbidden`."""
+    if not value:
+        return "it must not be empty"
+    if len(value) > MAX_NAME_LENGTH:
+        return f"it has {len(value):,} characters; a name has at most {MAX_NAME_LENGTH}"
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        return "it must not contain control characters (NUL, tab, newline, ...)"
+    bad = sorted({c for c in value if c in forbidden})
+    if bad:
+        return "it must not contain " + " or ".join(f"'{c}'" for c in bad)
+    return None
+
+
+def shown_name(value: str) -> str:
+    """`value` quoted for a one-line message (escaped, cut when long)."""
+    return repr(value if len(value) <= 40 else value[:40] + "...")
 
 PositiveInt = Annotated[int, Strict(), Field(gt=0)]
 NonNegativeInt = Annotated[int, Strict(), Field(ge=0)]
@@ -99,11 +123,14 @@ class Layer(Frozen):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str | None) -> str | None:
-        if value is not None and (not value or "/" in value or value == "input"):
-            raise ValueError(
-                f"invalid layer name {value!r}: it must be non-empty, without '/', "
-                "and not 'input' (which names the model input)"
-            )
+        if value is None:
+            return value
+        if value == "input":
+            raise ValueError("invalid layer name 'input': it names the model input")
+        # '/' separates the layer from its weight in weight keys, '.' an output index (lstm.1)
+        reason = name_problem(value, forbidden="/.")
+        if reason is not None:
+            raise ValueError(f"invalid layer name {shown_name(value)}: {reason}")
         return value
 
     # ---- shapes and weights --------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from layerctl.errors import DataError, Location
+from layerctl.inputs import refuse_special
 
 BLOCK_BYTES = 4 << 20
 BOM = b"\xef\xbb\xbf"
@@ -39,6 +40,7 @@ class Block:
     source: str = ""
     first_line: int = 1
     nbytes: int = 0  # bytes of input consumed, for progress
+    continues: bool = False  # the last line goes on in the next block (a line cut in pieces)
 
 
 @dataclass(frozen=True)
@@ -73,22 +75,30 @@ def normalize_newlines(raw: bytes) -> bytes:
 
 
 def line_blocks(
-    stream: BinaryIO, source: str, errors: str = "strict", block_bytes: int = BLOCK_BYTES
+    stream: BinaryIO, source: str, errors: str = "strict", block_bytes: int = BLOCK_BYTES,
+    cut: bytes = b"",
 ) -> Iterator[Block]:
-    """The lines of a binary stream, in blocks of about `block_bytes` (a longer line is one
-    block). An empty stream has no lines; a final line needs no line end."""
+    """The lines of a binary stream, in blocks of about `block_bytes`. A longer line is cut
+    after the last byte of `cut` (bytes that separate tokens, so no token is split) in each
+    read, its pieces in blocks that `continue`; without such a byte it is one block. An empty
+    stream has no lines; a final line needs no line end."""
     head = _read_at_least(stream, len(BOM))
     pending = [head[len(BOM) :] if head.startswith(BOM) else head]
     consumed, line = len(head), 1
     while True:
         data = stream.read(block_bytes)
         consumed += len(data)
+        continues = False
         if data:
             # Cut after the last line end; a CR that ends the read may be half of a CRLF.
             end = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1))
             if end < 0:
-                pending.append(data)
-                continue
+                end = max((data.rfind(byte) for byte in (cut[i : i + 1] for i in range(len(cut)))),
+                          default=-1)
+                if end < 0:
+                    pending.append(data)
+                    continue
+                continues = True  # one long line: this piece ends between two tokens
             pending.append(data[: end + 1])
             raw, pending = b"".join(pending), [data[end + 1 :]]
         else:
@@ -96,11 +106,12 @@ def line_blocks(
             if not raw:
                 return
         raw = normalize_newlines(raw)
-        raw = raw[:-1] if raw.endswith(b"\n") else raw
+        raw = raw[:-1] if raw.endswith(b"\n") and not continues else raw
         text = decode(raw, source, errors, line)
         count = text.count("\n") + 1
-        yield Block(count, text=text, source=source, first_line=line, nbytes=consumed)
-        line, consumed = line + count, 0
+        yield Block(count, text=text, source=source, first_line=line, nbytes=consumed,
+                    continues=continues)
+        line, consumed = line + count - continues, 0
         if not data:
             return
 
@@ -127,6 +138,7 @@ def read_document(path: Path, errors: str = "strict") -> tuple[str, int]:
 
 
 def _read_bytes(path: Path) -> bytes:
+    refuse_special(path, DataError)  # a FIFO among a class folder's files would block
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -142,6 +154,7 @@ def open_lines(source: str, stdin: BinaryIO | None = None) -> BinaryIO:
     path = Path(source)
     if path.is_dir():
         raise DataError("is a folder", Location(source))
+    refuse_special(path, DataError, source)
     try:
         return open(path, "rb")
     except FileNotFoundError:

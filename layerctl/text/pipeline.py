@@ -75,7 +75,7 @@ def pad_corpus(
 
     `fit=True` counts a new vocabulary into `tokenizer`; `fit=False` applies its existing one.
     """
-    plan = _plan(inputs, dataset, options, stdin)
+    plan = _plan(inputs, dataset, options, stdin, _cut_bytes(tokenizer))
     rows = _Rows(options.maxlen, options.truncating)
     progress = progress or (lambda nbytes: None)
     unknown = 0  # tokens that became the OOV id or were dropped
@@ -122,7 +122,7 @@ def _encoded(tokenizer: Tokenizer, block: corpus.Block) -> FlatSequences:
 def _numbered(tokenizer: Tokenizer, block: corpus.Block) -> FlatSequences:
     """Provisional ids while counting a new vocabulary."""
     tokens, lengths = _tokens(tokenizer, block)
-    ids = tokenizer.fit_and_number(tokens, block.count)
+    ids = tokenizer.fit_and_number(tokens, block.count - block.continues)
     return FlatSequences(ids.astype(np.int32), lengths)
 
 
@@ -173,19 +173,38 @@ class _Rows:
         self.label_parts: list[np.ndarray] = []
         self.bytes_read = 0
         self.spool: BinaryIO | None = None  # whole sequences' ids, renumbered at the end
+        self.continuing = False  # the last row goes on in the next block
 
     def add(self, sequences: FlatSequences, block: corpus.Block) -> None:
+        continuing, self.continuing = self.continuing, block.continues
         if self.spool is not None:
             self.spool.write(sequences.values.astype(np.int32).tobytes())
-            self.lengths.append(sequences.lengths)
+            lengths = sequences.lengths
+            if continuing:  # the spool is contiguous: the first row extends the last one
+                self.lengths[-1] = self.lengths[-1].copy()
+                self.lengths[-1][-1] += lengths[0]
+                lengths = lengths[1:]
+            if len(lengths) or not continuing:
+                self.lengths.append(lengths)
         else:
-            self._keep(drop_dropped(sequences.values, sequences.lengths))
+            self._keep(drop_dropped(sequences.values, sequences.lengths), continuing)
         if block.labels is not None:
             self.label_parts.append(block.labels)
         self.bytes_read += block.nbytes
 
-    def _keep(self, sequences: FlatSequences) -> None:
-        self.lengths.append(sequences.lengths)
+    def _keep(self, sequences: FlatSequences, continuing: bool = False) -> None:
+        lengths = sequences.lengths
+        if continuing:  # join the previous block's last row (already truncated) and this first
+            previous = self.parts.pop()
+            sequences = FlatSequences(
+                np.concatenate([previous.values, sequences.values]),
+                np.concatenate([previous.lengths[:-1], previous.lengths[-1:] + lengths[:1],
+                                lengths[1:]]))
+            self.lengths[-1] = self.lengths[-1].copy()
+            self.lengths[-1][-1] += lengths[0]
+            lengths = lengths[1:]
+        if len(lengths) or not continuing:
+            self.lengths.append(lengths)
         if self.maxlen is not None:
             sequences = sequences.truncate(self.maxlen, self.truncating)
         self.parts.append(sequences)
@@ -255,8 +274,21 @@ def _check_fits(parts: list[FlatSequences], dtype: str) -> None:
         )
 
 
+def _cut_bytes(tokenizer: Tokenizer | None) -> bytes:
+    """Bytes at which a line longer than a block may be cut without splitting a token: ASCII
+    separators (whitespace for integers; the split character and filters for words; any ASCII
+    for characters)."""
+    if tokenizer is None:
+        return b" \t"
+    if tokenizer.char_level:
+        return bytes(range(0x20, 0x7F))
+    separators = {tokenizer.split, *tokenizer.filters} - {"\n", "\r"}
+    return "".join(sorted(c for c in separators if len(c) == 1 and c.isascii())).encode()
+
+
 def _plan(
-    inputs: Sequence[str], dataset: str | None, options: PadOptions, stdin: BinaryIO | None
+    inputs: Sequence[str], dataset: str | None, options: PadOptions, stdin: BinaryIO | None,
+    cut: bytes = b"",
 ) -> _Plan:
     if dataset is not None:
         from layerctl.text.languages import load_dataset
@@ -281,7 +313,7 @@ def _plan(
         )
     if inputs.count(corpus.STDIN) > 1:
         raise DataError("standard input ('-') can be read only once")
-    return _Plan(lambda: _line_file_blocks(inputs, options.errors, stdin))
+    return _Plan(lambda: _line_file_blocks(inputs, options.errors, stdin, cut))
 
 
 def _check_exist(inputs: Sequence[str]) -> None:
@@ -295,13 +327,13 @@ def _check_exist(inputs: Sequence[str]) -> None:
 
 
 def _line_file_blocks(
-    inputs: Sequence[str], errors: str, stdin: BinaryIO | None
+    inputs: Sequence[str], errors: str, stdin: BinaryIO | None, cut: bytes = b""
 ) -> Iterator[corpus.Block]:
     for source in inputs:
         stream = corpus.open_lines(source, stdin)
         name = "<stdin>" if source == corpus.STDIN else source
         try:
-            yield from corpus.line_blocks(stream, name, errors)
+            yield from corpus.line_blocks(stream, name, errors, cut=cut)
         finally:
             if source != corpus.STDIN:
                 stream.close()

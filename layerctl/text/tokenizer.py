@@ -273,12 +273,18 @@ class Tokenizer:
 
     @classmethod
     def from_json(cls, text: str, source: str = "<vocabulary>") -> Tokenizer:
+        """A tokenizer from a vocabulary file's text, validated strictly (see
+        layerctl.text.vocabulary_file): DataError naming the first problem."""
+        from layerctl.text.vocabulary_file import validate_vocabulary
+
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise DataError(
                 f"not a JSON vocabulary: {error.msg}", Location(source, error.lineno, error.colno)
             ) from None
+        except RecursionError:
+            raise DataError("not a JSON vocabulary: nested too deeply", Location(source)) from None
         if not isinstance(data, dict) or data.get("format") != VOCABULARY_FORMAT:
             raise DataError(
                 "not a layerctl vocabulary file (no \"format\": \"layerctl.vocabulary\")",
@@ -286,17 +292,20 @@ class Tokenizer:
                 hint="write one with `layerctl pad ... --vocab vocab.json`",
             )
         try:
-            tokenizer = cls(**data["config"])
-            counts = data.get("word_counts", {})
-            tokenizer.word_counts = {str(w): int(n) for w, n in counts.items()}
-            tokenizer.document_count = int(data.get("document_count", 0))
-            tokenizer.word_index = {str(w): int(i) for w, i in data["word_index"].items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            vocabulary = validate_vocabulary(data)
+        except ValueError as error:
             raise DataError(f"malformed vocabulary file: {error}", Location(source)) from None
+        tokenizer = cls(**vocabulary.config.model_dump())
+        tokenizer.word_counts = dict(vocabulary.word_counts)
+        tokenizer.document_count = vocabulary.document_count
+        tokenizer.word_index = dict(vocabulary.word_index)
         return tokenizer
 
     @classmethod
     def load(cls, path: str | Path) -> Tokenizer:
+        from layerctl.inputs import refuse_special
+
+        refuse_special(path, DataError)
         try:
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:

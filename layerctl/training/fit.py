@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from layerctl.data import Dataset, batches
-from layerctl.errors import WeightsError
+from layerctl.errors import Location, WeightsError
 from layerctl.graph import Graph
 from layerctl.training.adapt import adapt_layers
 from layerctl.training.callbacks import (
@@ -38,7 +38,7 @@ from layerctl.training.spec import (
     ReduceLROnPlateau,
     TrainSpec,
 )
-from layerctl.weights import check_weights, save_npz
+from layerctl.weights import check_weights
 
 
 class Reporter(Protocol):
@@ -54,6 +54,7 @@ class FitResult:
     stopped_early_at: int | None = None
     best_epoch: int | None = None
     weights_epoch: int | None = None  # the epoch (0-based) whose weights weights.npz holds
+    already_finished: bool = False  # resume found a finished run and changed nothing
 
 
 @dataclass
@@ -85,7 +86,13 @@ def fit(
     accumulator = trainer.accumulator(train.y)
     best_weights: dict[str, np.ndarray] | None = None
     if resume:
-        rng, best_weights = _restore(run, graph, trainer, callbacks, result, position, accumulator)
+        rng, best_weights, stopped_early = _restore(
+            run, graph, trainer, callbacks, result, position, accumulator
+        )
+        _check_position(position, len(train), run)
+        if stopped_early or (position.epoch >= train_spec.epochs and position.order is None):
+            result.already_finished = True  # training on would go past the run's end
+            return result
     else:  # a resumed run has its adapted statistics in the checkpoint
         adapt_layers(graph, train.x, train_spec.batch_size)
     size = train_spec.batch_size
@@ -127,7 +134,8 @@ def fit(
             epoch, logs, graph, trainer, callbacks, run, result, best_weights
         )
         position.epoch, position.batch, position.order = epoch + 1, 0, None
-        _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights)
+        _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights,
+              stopped_early=stop)
         run.write_history(result.history)
         if stop:
             result.stopped_early_at = epoch
@@ -135,7 +143,7 @@ def fit(
     if best_weights is not None:  # EarlyStopping(restore_best_weights): Keras restores at the end
         graph.set_weights(best_weights)
     if "checkpoint" not in callbacks or not callbacks["checkpoint"].spec.save_best_only:
-        save_npz(run.weights, graph.get_weights())
+        run.write_weights(graph.get_weights())
         last = len(result.history) - 1
         result.weights_epoch = result.best_epoch if best_weights is not None else last
     return result
@@ -163,7 +171,7 @@ def _end_of_epoch(epoch, logs, graph, trainer, callbacks, run, result, best_weig
             if early.spec.restore_best_weights:
                 best_weights = graph.get_weights()
     if "checkpoint" in callbacks and callbacks["checkpoint"].on_epoch_end(epoch, logs):
-        save_npz(run.weights, graph.get_weights())
+        run.write_weights(graph.get_weights())
         result.weights_epoch = epoch
     if "reduce_lr_on_plateau" in callbacks:
         new_rate = callbacks["reduce_lr_on_plateau"].on_epoch_end(
@@ -174,7 +182,8 @@ def _end_of_epoch(epoch, logs, graph, trainer, callbacks, run, result, best_weig
     return stop, best_weights
 
 
-def _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights):
+def _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights,
+          stopped_early=False):
     extra = {}
     if position.order is not None:
         extra["order"] = position.order
@@ -190,6 +199,7 @@ def _save(run, graph, trainer, callbacks, result, position, rng, accumulator, be
         "weights_epoch": result.weights_epoch,
         "callbacks": {name: cb.state() for name, cb in callbacks.items()},
         "accumulator": accumulator.state() if position.order is not None else None,
+        "stopped_early": stopped_early,
     }
     save_checkpoint(run, graph.get_weights(), trainer.optimizer.state(), state, extra)
 
@@ -200,9 +210,38 @@ def _restore(run, graph, trainer, callbacks, result, position, accumulator):
     problems = check_weights(checkpoint.weights, expected, run.checkpoint)
     if problems:
         raise WeightsError(problems=problems)
+    try:
+        return _restore_state(checkpoint, graph, trainer, callbacks, result, position,
+                              accumulator)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as error:
+        detail = f"missing {error}" if isinstance(error, KeyError) else str(error)
+        raise WeightsError(f"the checkpoint's state is damaged ({detail[:200]}); nothing was "
+                           "resumed", Location(str(run.checkpoint))) from None
+
+
+def _check_position(position, samples, run):
+    """A checkpoint's position must be one this run could have saved."""
+    def integer(value):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    order = position.order
+    if not (integer(position.epoch) and integer(position.batch)) or (order is not None and (
+            order.ndim != 1 or order.dtype.kind not in "iu" or len(order) != samples
+            or not np.array_equal(np.sort(order), np.arange(samples)))):
+        raise WeightsError("the checkpoint's position (epoch, batch, order) is damaged or from "
+                           "other data; nothing was resumed", Location(str(run.checkpoint)))
+
+
+def _restore_state(checkpoint, graph, trainer, callbacks, result, position, accumulator):
+    state = checkpoint.state
+    for key, kind in (("history", list), ("callbacks", dict), ("layer_rngs", dict),
+                      ("best_epoch", (int, type(None)))):
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise TypeError(f"`{key}` is a {type(state[key]).__name__}")
+    if not all(isinstance(row, dict) for row in state["history"]):
+        raise TypeError("`history` rows are not records")
     graph.set_weights(checkpoint.weights)
     trainer.optimizer.load_state(checkpoint.optimizer)
-    state = checkpoint.state
     for name, saved in state["layer_rngs"].items():
         graph.layer_rngs[name].bit_generator.state = saved
     for name, callback in callbacks.items():
@@ -217,4 +256,4 @@ def _restore(run, graph, trainer, callbacks, result, position, accumulator):
     best = {
         k.removeprefix("best/"): v for k, v in checkpoint.arrays.items() if k.startswith("best/")
     }
-    return restore_generator(state["rng"]), (best or None)
+    return restore_generator(state["rng"]), (best or None), state.get("stopped_early") is True

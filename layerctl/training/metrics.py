@@ -107,8 +107,10 @@ class AUC:
         y_pred = np.asarray(y_pred)
         positive = np.asarray(y_true).astype(bool)
         if positive.size != y_pred.size:
-            raise ValueError(f"auc needs one target per output; got {positive.shape} "
-                             f"targets for outputs {y_pred.shape}")
+            raise SpecError(f"metric auc needs one target per output; got {positive.shape} "
+                            f"targets for outputs {y_pred.shape}",
+                            hint="auc is binary: use it with one sigmoid output, or with one-hot "
+                            "targets (categorical_crossentropy)")
         weights = np.ones(y_pred.size) if mask is None else (
             align_mask(mask, y_pred.shape).astype(np.float64).ravel())
         # Keras's bucketing in float32: a score s passes the thresholds -eps, 1/(n-1), ...,
