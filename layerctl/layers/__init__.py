@@ -17,11 +17,12 @@ from layerctl.layers.embedding import Embedding
 from layerctl.layers.merge import Add, Concatenate
 from layerctl.layers.normalization import BatchNormalization
 from layerctl.layers.pooling import GlobalMaxPooling1D, MaxPool, MaxPooling1D, MaxPooling2D
-from layerctl.layers.recurrent import LSTM
+from layerctl.layers.recurrent import GRU, LSTM, SimpleRNN
 
 LAYER_CLASSES: tuple[type[Layer], ...] = (
     Dense, Activation, BatchNormalization, Dropout, Masking, Flatten, MaxPool, MaxPooling1D,
     MaxPooling2D, GlobalMaxPooling1D, Conv1D, Conv2D, Embedding, LSTM, Add, Concatenate,
+    GRU, SimpleRNN,  # recurrent
 )
 
 # Every accepted spelling of `type:` -> the class it selects.
