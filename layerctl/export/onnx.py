@@ -25,7 +25,7 @@ from onnx import helper
 from layerctl import __version__
 from layerctl.export import DEFAULT_OPSET, ExportError
 from layerctl.export.onnx_graph import BOOL, FLOAT, INT64, OnnxGraph, activation
-from layerctl.export.onnx_lstm import lstm
+from layerctl.export.onnx_recurrent import RECURRENT_CONVERTERS
 from layerctl.ops.windows import padding_amounts
 from layerctl.plan import INPUT, Node, Plan
 
@@ -283,10 +283,6 @@ def _embedding(g, node, xs, masks, w, want_mask):
     return y, mask
 
 
-def _lstm(g, node, xs, masks, w, want_mask):
-    return lstm(g, node.layer, xs[0], masks[0], w, node.name), None
-
-
 def _add(g, node, xs, masks, w, want_mask):
     y = xs[0]
     for x in xs[1:]:  # in order, as layerctl sums (same rounding)
@@ -303,6 +299,7 @@ CONVERTERS: dict[str, Converter] = {
     "Dense": _dense, "Activation": _activation, "Dropout": _identity, "Masking": _masking,
     "Flatten": _flatten, "BatchNormalization": _batch_normalization,
     "MaxPooling1D": _max_pool, "MaxPooling2D": _max_pool, "GlobalMaxPooling1D": _global_max_pool,
-    "Conv1D": _conv, "Conv2D": _conv, "Embedding": _embedding, "LSTM": _lstm, "Add": _add,
+    "Conv1D": _conv, "Conv2D": _conv, "Embedding": _embedding, "Add": _add,
     "Concatenate": _concatenate,
 }
+CONVERTERS.update(RECURRENT_CONVERTERS)
