@@ -21,6 +21,8 @@ from layerctl.layers.base import (
 from layerctl.regularizers import Regularizer
 
 LAST_AXIS_ACTIVATIONS = ("softmax", "log_softmax", "sparsemax")
+# LSTM's and GRU's use_cudnn: "auto" or a bool (strict: 1 is not True)
+CuDNN = Annotated[str, Strict()] | Annotated[bool, Strict()]
 
 
 def dropout_mask(rng: np.random.Generator, shape: tuple[int, ...], rate: float,
@@ -79,6 +81,18 @@ class RecurrentLayer(SingleInputLayer):
             raise ValueError(f"{value} normalises over the last axis, which {article} "
                              f"{cls.__name__} step does not have; use an element-wise "
                              "activation such as tanh or sigmoid")
+        return value
+
+    @field_validator("use_cudnn", mode="after", check_fields=False)
+    @classmethod
+    def _cudnn(cls, value: str | bool) -> str | bool:
+        if value not in ("auto", True, False):
+            raise ValueError("Invalid valid received for argument `use_cudnn`. Expected one of "
+                             f"{{'auto', True, False}}. Received: use_cudnn={value}")
+        if value is True:  # Keras raises this when called without cuDNN; layerctl has none
+            raise ValueError("use_cudnn=True was specified, but cuDNN is not supported for this "
+                             "layer configuration with this backend. Pass use_cudnn='auto' to "
+                             "fallback to a non-cuDNN implementation.")
         return value
 
     @field_validator("dropout", "recurrent_dropout", mode="after")

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from layerctl.activations import ActivationName
 from layerctl.layers.base import Shape, WeightSpec
-from layerctl.layers.recurrent.base import RecurrentLayer
+from layerctl.layers.recurrent.base import CuDNN, RecurrentLayer
 
 
 class GRU(RecurrentLayer):
@@ -29,6 +29,7 @@ class GRU(RecurrentLayer):
     reset_after: bool = True
     implementation: Literal[1, 2] = Field(
         default=2, description="Accepted for Keras compatibility; no effect on the results.")
+    use_cudnn: CuDNN = Field(default="auto", description="'auto' or false (no cuDNN here).")
 
     keras_class = "GRU"
     gates: ClassVar[int] = 3

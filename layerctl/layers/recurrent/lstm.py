@@ -15,7 +15,7 @@ from pydantic import Field
 from layerctl import initializers
 from layerctl.activations import ActivationName
 from layerctl.layers.base import Shape, WeightSpec
-from layerctl.layers.recurrent.base import RecurrentLayer
+from layerctl.layers.recurrent.base import CuDNN, RecurrentLayer
 
 
 class LSTM(RecurrentLayer):
@@ -31,6 +31,7 @@ class LSTM(RecurrentLayer):
     unit_forget_bias: bool = True
     implementation: Literal[1, 2] = Field(
         default=2, description="Accepted for Keras compatibility; no effect on the results.")
+    use_cudnn: CuDNN = Field(default="auto", description="'auto' or false (no cuDNN here).")
 
     keras_class = "LSTM"
     gates: ClassVar[int] = 4
