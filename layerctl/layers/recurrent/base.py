@@ -10,6 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, Strict, field_validator
 
+from layerctl.activations import ActivationName
 from layerctl.constraints import Constraint
 from layerctl.initializers import Initializer
 from layerctl.layers.base import (
@@ -37,6 +38,7 @@ class RecurrentLayer(SingleInputLayer):
     step's h, or (batch, timesteps, units) with `return_sequences`."""
 
     units: Annotated[int, Strict()] = Field(description="Dimensionality of the output space.")
+    activation: ActivationName | None = "tanh"
     use_bias: bool = True
     kernel_initializer: Initializer = "glorot_uniform"
     recurrent_initializer: Initializer = "orthogonal"

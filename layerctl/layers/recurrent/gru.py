@@ -24,7 +24,6 @@ class GRU(RecurrentLayer):
     """
 
     type: Literal["GRU"]
-    activation: ActivationName | None = "tanh"
     recurrent_activation: ActivationName | None = "sigmoid"
     reset_after: bool = True
     implementation: Literal[1, 2] = Field(

@@ -26,7 +26,6 @@ class LSTM(RecurrentLayer):
     """
 
     type: Literal["LSTM"]
-    activation: ActivationName | None = "tanh"
     recurrent_activation: ActivationName | None = "sigmoid"
     unit_forget_bias: bool = True
     implementation: Literal[1, 2] = Field(

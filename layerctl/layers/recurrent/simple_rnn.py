@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from layerctl.activations import ActivationName
 from layerctl.layers.base import Shape, WeightSpec
 from layerctl.layers.recurrent.base import RecurrentLayer
 
@@ -21,7 +20,6 @@ class SimpleRNN(RecurrentLayer):
     """
 
     type: Literal["SimpleRNN"]
-    activation: ActivationName | None = "tanh"
 
     keras_class = "SimpleRNN"
 
