@@ -2,14 +2,14 @@
 
 LSTM(128) and GRU(128) over 100 steps, batch 64, input 32, float32, return_sequences (so the
 backward pass receives a gradient at every step): one forward + backward per call. Each engine
-runs in its own subprocess with the same thread count (NumPy's BLAS threads; torch is given as
-many), and the two take turns as `benchmarks/train.py` does: each runs calls for `--turn-seconds`
+runs in its own subprocess with the same thread count (`--threads`, default NumPy's BLAS
+threads), and the two take turns as `benchmarks/train.py` does: each runs calls for `--turn-seconds`
 (to the end of a call) while the other waits on a pipe, and only running time is counted, so both
 see the same machine load. Before timing, the parent checks that both compute the same
 gradients for the same weights. Printed per layer: milliseconds per call and the ratio
 layerctl / torch (lower is better; target ≤ 1.0), the median over `--rounds` with the range.
 
-    python benchmarks/lstm.py [--calls 40] [--rounds 3] [--turn-seconds 0.5]
+    python benchmarks/lstm.py [--calls 40] [--rounds 3] [--turn-seconds 0.5] [--threads N]
 """
 
 from __future__ import annotations
@@ -112,8 +112,12 @@ def check_same_gradients(cell: str) -> None:
 
 def child(engine: str, cell: str, calls: int, threads: int, turn_seconds: float) -> None:
     if engine == "layerctl":
+        import os
+
         from layerctl.runtime import configure_blas
 
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(threads)  # read once, when NumPy loads
         configure_blas()  # as `layerctl train` does, before NumPy loads
     else:
         import torch
@@ -170,7 +174,8 @@ def main() -> None:
     parser.add_argument("--cells", default="lstm,gru")
     parser.add_argument("--child", choices=["layerctl", "torch"])
     parser.add_argument("--cell", choices=sorted(GATES))
-    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="BLAS / torch threads of both engines (default: NumPy's)")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.cell, args.calls, args.threads, args.turn_seconds)
@@ -180,8 +185,8 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from common import numpy_threads
 
-    threads = numpy_threads()
-    print(f"NumPy BLAS threads: {threads} (PyTorch uses the same); "
+    threads = args.threads or numpy_threads()
+    print(f"threads: {threads} (NumPy's BLAS and PyTorch); "
           f"load average {os.getloadavg()[0]:.2f}")
     for cell in args.cells.split(","):
         check_same_gradients(cell)
