@@ -1,7 +1,7 @@
 """Taking a model elsewhere: a spec's Plan plus trained weights as an ONNX model or a Keras 3 model.
 
 This package owns `layerctl export`'s library side. `onnx.py` (with `onnx_graph.py` and
-`onnx_lstm.py`) builds ONNX graphs with `onnx.helper`; `keras.py` builds the functional Keras
+`onnx_recurrent.py`) builds ONNX graphs with `onnx.helper`; `keras.py` builds the functional Keras
 model with the same layer names and copies the weights by name. Both optional packages are
 imported only when an export runs (never at `import layerctl`), and a missing one becomes an
 `ExportError` that says exactly what to install. Everything that cannot be exported is an

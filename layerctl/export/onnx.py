@@ -28,11 +28,11 @@ from layerctl.export import DEFAULT_OPSET, ExportError
 from layerctl.export.onnx_activation_layers import ACTIVATION_LAYER_CONVERTERS
 from layerctl.export.onnx_convolution import CONVOLUTION_CONVERTERS
 from layerctl.export.onnx_graph import BOOL, FLOAT, INT64, OnnxGraph, activation
-from layerctl.export.onnx_lstm import lstm
 from layerctl.export.onnx_merge import MERGE_CONVERTERS
 from layerctl.export.onnx_normalization import NORMALIZATION_CONVERTERS
 from layerctl.export.onnx_pooling import POOLING_CONVERTERS
 from layerctl.export.onnx_preprocessing import PREPROCESSING_CONVERTERS
+from layerctl.export.onnx_recurrent import RECURRENT_CONVERTERS
 from layerctl.export.onnx_regularization import REGULARIZATION_CONVERTERS
 from layerctl.export.onnx_reshaping import RESHAPING_CONVERTERS
 from layerctl.ops.windows import padding_amounts
@@ -306,15 +306,11 @@ def _embedding(g, node, xs, masks, w, want_mask):
     return y, mask
 
 
-def _lstm(g, node, xs, masks, w, want_mask):
-    return lstm(g, node.layer, xs[0], masks[0], w, node.name), None
-
-
 CONVERTERS: dict[str, Converter] = {
     "Dense": _dense, "Activation": _activation, "Dropout": _identity, "Masking": _masking,
     "Flatten": _flatten, "BatchNormalization": _batch_normalization,
     "MaxPooling1D": _max_pool, "MaxPooling2D": _max_pool, "GlobalMaxPooling1D": _global_max_pool,
-    "Conv1D": _conv, "Conv2D": _conv, "Embedding": _embedding, "LSTM": _lstm,
+    "Conv1D": _conv, "Conv2D": _conv, "Embedding": _embedding,
 }
 CONVERTERS.update(NORMALIZATION_CONVERTERS)
 CONVERTERS.update(POOLING_CONVERTERS)
@@ -324,3 +320,4 @@ CONVERTERS.update(ACTIVATION_LAYER_CONVERTERS)
 CONVERTERS.update(PREPROCESSING_CONVERTERS)
 CONVERTERS.update(CONVOLUTION_CONVERTERS)
 CONVERTERS.update(RESHAPING_CONVERTERS)
+CONVERTERS.update(RECURRENT_CONVERTERS)

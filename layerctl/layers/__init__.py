@@ -53,7 +53,7 @@ from layerctl.layers.pooling import (  # pooling family
     MaxPooling2D,
 )
 from layerctl.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
-from layerctl.layers.recurrent import LSTM
+from layerctl.layers.recurrent import GRU, LSTM, SimpleRNN
 from layerctl.layers.regularization import (  # regularization and noise family
     ActivityRegularization,
     AlphaDropout,
@@ -91,6 +91,7 @@ LAYER_CLASSES: tuple[type[Layer], ...] = (
     DepthwiseConv1D, DepthwiseConv2D,  # convolution family
     Reshape, Permute, RepeatVector, Cropping1D, Cropping2D, ZeroPadding1D,  # reshaping
     ZeroPadding2D, UpSampling1D, UpSampling2D, Identity,  # reshaping
+    GRU, SimpleRNN,  # recurrent
 )
 
 # Every accepted spelling of `type:` -> the class it selects.

@@ -1,1 +1,2 @@
-"""Pure NumPy math behind the layer classes: convolution, max pooling, the LSTM recurrence."""
+"""Pure NumPy math behind the layer classes: convolution, max pooling, the recurrences (LSTM,
+GRU, SimpleRNN)."""

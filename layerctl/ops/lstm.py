@@ -29,11 +29,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from layerctl import activations
+from layerctl.ops.recurrent import FAST as _FAST
+from layerctl.ops.recurrent import activate as _activate
+from layerctl.ops.recurrent import activation_grad as _activation_grad
+from layerctl.ops.recurrent import compute_dtype as _compute_dtype
+from layerctl.ops.recurrent import (
+    dropout_mask,
+    gate_blocks,
+    keras_columns,
+    output_grad,
+    outputs,
+    time_major,
+)
+from layerctl.ops.recurrent import one_step as _one_step
 
-# Activations whose derivative is read off their saved outputs; any other name goes through the
-# layerctl.activations API, which also needs the pre-activations.
-_FAST = ("tanh", "sigmoid")
 # Keras gate block of each internal gate: internal order [i, f, o, c] from Keras's [i, f, c, o].
 _GATES = [0, 1, 3, 2]
 
@@ -90,11 +99,9 @@ def lstm_forward(
             f"recurrent kernel {np.shape(recurrent_kernel)}"
         )
     kernel, recurrent_kernel = _gate_blocks(kernel, dtype), _gate_blocks(recurrent_kernel, dtype)
-    order = slice(None, None, -1) if go_backwards else slice(None)
-    x_tm = np.asarray(x, dtype).transpose(1, 0, 2)[order]
+    x_tm, keep = time_major(x, mask, dtype, go_backwards)
     in_mask = _internal_mask(input_dropout_mask, (batch, in_dim), dtype, "input")
     rec_mask = _internal_mask(recurrent_dropout_mask, (batch, units), dtype, "recurrent")
-    keep = None if mask is None else np.asarray(mask, bool).T[order][:, :, None]
     halve = activation == "tanh" and recurrent_activation == "sigmoid"
     scale = np.array([0.5, 0.5, 0.5, 1.0] if halve else [1.0] * 4, dtype)[:, None, None]
 
@@ -175,12 +182,7 @@ def lstm_backward(
     """
     steps, batch, units = cache.cell_activated.shape
     dtype = cache.gates.dtype
-    dy = np.asarray(dy, dtype)
-    if cache.return_sequences:
-        dy_tm = np.ascontiguousarray(dy.transpose(1, 0, 2))
-    else:
-        dy_tm = np.zeros((steps, batch, units), dtype)
-        dy_tm[-1] = dy
+    dy_tm = output_grad(dy, cache.return_sequences, steps, dtype)
     kernel_t = np.ascontiguousarray(cache.recurrent_kernel.transpose(0, 2, 1))
     mask = _one_step(cache.recurrent_dropout_mask)
     dgates = np.empty_like(cache.gates)  # dL/dz of every step
@@ -253,74 +255,17 @@ def _parameter_grads(
 
 def _outputs(cache: LSTMCache) -> np.ndarray:
     """The output from the carried h: every step (B, T, u) in processing order, or the last."""
-    sequence = cache.hidden[1:]
-    if cache.zero_output_for_mask and cache.keep is not None:
-        sequence = sequence * cache.keep
-    if cache.return_sequences:
-        return np.ascontiguousarray(sequence.transpose(1, 0, 2))
-    return sequence[-1].copy()
+    return outputs(cache.hidden, cache.keep, cache.zero_output_for_mask, cache.return_sequences)
 
 
 def _gate_blocks(matrix: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Keras (rows, 4u) → (4, rows, u), gate blocks stacked in internal order [i, f, o, c]."""
-    rows, four_units = matrix.shape
-    blocks = np.asarray(matrix, dtype).reshape(rows, 4, four_units // 4).transpose(1, 0, 2)
-    return np.ascontiguousarray(blocks[_GATES])
+    return gate_blocks(matrix, _GATES, dtype)
 
 
 def _keras_columns(blocks: np.ndarray) -> np.ndarray:
     """(4, rows, u) in internal order → Keras (rows, 4u); inverse of _gate_blocks."""
-    _, rows, units = blocks.shape
-    return np.ascontiguousarray(blocks[_GATES].transpose(1, 0, 2)).reshape(rows, 4 * units)
-
-
-def _activate(name: str | None, x: np.ndarray, out: np.ndarray | None = None) -> None:
-    """out (default x itself) = name(x); tanh, sigmoid inline, others via layerctl.activations."""
-    out = x if out is None else out
-    if name == "tanh":
-        np.tanh(x, out=out)
-    elif name == "sigmoid":
-        # σ(x) = (1 + tanh(x/2))/2: one transcendental and no exp overflow warnings.
-        np.multiply(x, 0.5, out=out)
-        np.tanh(out, out=out)
-        out *= 0.5
-        out += 0.5
-    else:
-        out[...] = activations.forward(name, x)
-
-
-def _activation_grad(
-    name: str | None,
-    pre: np.ndarray | None,
-    post: np.ndarray,
-    grad: np.ndarray,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """dL/dx from dL/dy for y = name(x); tanh and sigmoid use only the saved output y."""
-    if name == "tanh":  # 1 - y²
-        slope = np.multiply(post, post)
-        np.subtract(1, slope, out=slope)
-    elif name == "sigmoid":  # y(1 - y)
-        slope = np.subtract(1, post)
-        slope *= post
-    else:
-        result = activations.backward(name, pre, post, grad)
-        if out is None:
-            return result
-        out[...] = result
-        return out
-    return np.multiply(grad, slope, out=out)
-
-
-def _one_step(mask: np.ndarray | None) -> np.ndarray | None:
-    """The recurrent dropout mask for one step: (B, u), or (4, B, u) per gate."""
-    return mask if mask is None or mask.ndim == 2 else mask[:, 0]
-
-
-def _compute_dtype(*weights: np.ndarray) -> np.dtype:
-    """The weights' float dtype; x is cast to it, as Keras casts inputs to the compute dtype."""
-    dtype = np.result_type(*(np.asarray(w).dtype for w in weights))
-    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float32)
+    return keras_columns(blocks, _GATES)
 
 
 def _internal_mask(
@@ -328,13 +273,4 @@ def _internal_mask(
 ) -> np.ndarray | None:
     """A dropout mask shaped `shape` (shared) or (4, *shape) (per gate), ready to broadcast
     over (T, B, ·): per-gate masks become (4, 1, B, ·) in internal gate order."""
-    if mask is None:
-        return None
-    mask = np.asarray(mask, dtype)
-    if mask.shape == shape:
-        return mask
-    if mask.shape == (4, *shape):
-        return np.ascontiguousarray(mask[_GATES])[:, None]
-    raise ValueError(
-        f"{which} dropout mask must have shape {shape} or {(4, *shape)}, got {mask.shape}"
-    )
+    return dropout_mask(mask, shape, 4, _GATES, dtype, which)
