@@ -45,7 +45,7 @@ def init_layer_weights(layer, input_shape, seed: int = 0) -> dict[str, np.ndarra
 def check_layer(layer, x, *, mask=None, training=False, weights=None, seed=0,
                 check_input=True, rtol=1e-5, atol=1e-7):
     """Compare a layer's backward against central differences of sum(forward · R)."""
-    multi = layer.max_inputs > 1
+    multi = layer.takes_list(len(x) if isinstance(x, list) else 1)
     shapes = [(None,) + tuple(a.shape[1:]) for a in x] if multi else (None,) + tuple(x.shape[1:])
     if weights is None:
         weights = init_layer_weights(layer, shapes, seed)

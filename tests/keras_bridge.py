@@ -84,7 +84,9 @@ def keras_graph_model(plan, dtype="float32"):
             layers[node.owner] = keras_layer(
                 node.layer.model_copy(update={"name": keras_name(node.owner)}))
         sources = [tensors[s] for s in node.inputs]
-        result = layers[node.owner](sources if node.list_input else sources[0])
+        call = getattr(node.layer, "keras_call", None)
+        result = (call(layers[node.owner], sources) if call
+                  else layers[node.owner](sources if node.list_input else sources[0]))
         results = result if isinstance(result, list | tuple) else [result]
         for k, value in enumerate(results):
             tensors[node.name if k == 0 else f"{node.name}.{k}"] = value

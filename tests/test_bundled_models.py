@@ -45,3 +45,9 @@ def test_conv_autoencoder_reconstructs(tmp_path):
 def test_unet_reconstructs(tmp_path):
     last = train("digits_unet.yaml", tmp_path, 4)
     assert last["val_loss"] < 0.2 * mean_image_mse()  # 0.0014 after 5 epochs measured
+
+
+@pytest.mark.slow
+def test_seq2seq_learns_to_reverse(tmp_path):
+    last = train("seq2seq_reverse.yaml", tmp_path, 6)
+    assert last["val_accuracy"] > 0.5  # per token; chance 0.1 (0.976 after 15 epochs measured)

@@ -46,6 +46,8 @@ EXPECTED = {
     "digits_conv_autoencoder.yaml": (160 + 1160 + 1168 + 145, 0, (None, 8, 8, 1)),
     # down 9·8+8, 9·8·16+16, bottom 9·16·16+16, up 9·32·16+16, 9·24·8+8, 1x1 8+1
     "digits_unet.yaml": (80 + 1168 + 2320 + 4624 + 1736 + 9, 0, (None, 8, 8, 1)),
+    # embeddings 12·16 twice, LSTM 4·64·(16+64+1) twice, Dense 64·12+12
+    "seq2seq_reverse.yaml": (2 * 192 + 2 * 20_736 + 780, 0, (None, 6, 12)),
     "residual_blocks.yaml": (160 + 2 * (2304 + 64 + 2320) + (1024 + 64 + 1040) + 2570, 96,
                              (None, 10)),
 }

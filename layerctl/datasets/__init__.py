@@ -55,6 +55,18 @@ def _digits_reconstruct() -> tuple[np.ndarray, np.ndarray]:
     return x, x.copy()
 
 
+def _reverse_sequences() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A sequence-to-sequence task: reverse 2,000 sequences of 6 tokens 1..10 (0 is padding,
+    11 the start token). Inputs `source` and `target_in` (the start token, then the reversed
+    sequence shifted right: teacher forcing); output `y`, the reversed sequence. Drawn with a
+    fixed seed, so always the same."""
+    rng = np.random.default_rng(0)
+    source = rng.integers(1, 11, size=(2000, 6))
+    target = source[:, ::-1].copy()
+    target_in = np.concatenate([np.full((2000, 1), 11), target[:, :-1]], axis=1)
+    return {"source": source, "target_in": target_in}, target
+
+
 Arrays = np.ndarray | dict[str, np.ndarray]
 LOADERS: dict[str, Callable[[], tuple[Arrays, Arrays]]] = {
     # UCI 8x8 handwritten digits: x float32 (1797, 8, 8, 1) in [0, 1], y int64 (1797,) in 0..9.
@@ -65,6 +77,8 @@ LOADERS: dict[str, Callable[[], tuple[Arrays, Arrays]]] = {
     "digits_pairs": _digits_pairs,
     # derived from digits: the images as inputs and as targets (autoencoders)
     "digits_reconstruct": _digits_reconstruct,
+    # synthetic: reverse sequences of 6 tokens (a seq2seq task); inputs source, target_in
+    "reverse_sequences": _reverse_sequences,
 }
 
 

@@ -134,7 +134,9 @@ def _build_scope(keras, nodes: list[Node], prefix: str, tensors: dict, layers: d
             layer = keras_layer(keras, node, name=node.owner.rsplit("/", 1)[-1])
             layers[node.owner] = layer
         sources = [tensors[s] for s in node.inputs]
-        result = layer(sources if node.list_input else sources[0])
+        call = getattr(node.layer, "keras_call", None)  # a layer whose Keras call differs
+        result = call(layer, sources) if call else layer(
+            sources if node.list_input else sources[0])
         results = result if isinstance(result, list | tuple) else [result]
         for k, value in enumerate(results):
             tensors[node.name if k == 0 else f"{node.name}.{k}"] = value

@@ -62,8 +62,10 @@ def _fused(g: OnnxGraph, op: str, layer, x: str, kernel: np.ndarray, recurrent: 
 
 
 def _scan(g: OnnxGraph, layer, x: str, mask: str | None, kernel: np.ndarray,
-          input_bias: np.ndarray | None, states: int, cell: Cell, hint: str) -> str:
-    """The layer's output from a Scan over time of `cell`, with `states` states of (B, u)."""
+          input_bias: np.ndarray | None, states: int, cell: Cell, hint: str,
+          initial: list[str] | None = None) -> str | list[str]:
+    """The layer's output from a Scan over time of `cell`, with `states` states of (B, u)
+    (zeros, or `initial`); with return_state, [output, final states...]."""
     units = layer.units
     projected = g.op("MatMul", [x, g.const(kernel, f"{hint}/kernel")], hint)
     if input_bias is not None:
@@ -77,13 +79,25 @@ def _scan(g: OnnxGraph, layer, x: str, mask: str | None, kernel: np.ndarray,
                  value=helper.make_tensor("zero", FLOAT, [1], [0.0]))
     body = _body(g, layer, kernel.shape[1], states, cell, hint, masked=mask is not None)
     directions = [1 if layer.go_backwards else 0] * len(scanned)
-    *finals, outputs = g.op_n("Scan", [zeros] * states + scanned, hint, states + 1, body=body,
+    start = list(initial) if initial else [zeros] * states
+    *finals, outputs = g.op_n("Scan", start + scanned, hint, states + 1, body=body,
                               num_scan_inputs=len(scanned), scan_input_directions=directions)
     if layer.return_sequences:
-        return g.transpose(outputs, [1, 0, 2], hint)
-    if layer.zero_output_for_mask and mask is not None:  # the last step's output may be zeroed
-        return g.op("Gather", [outputs, g.const(-1, "const/-1", np.int64)], hint, axis=0)
-    return g.op("Identity", [finals[0]], hint)
+        output = g.transpose(outputs, [1, 0, 2], hint)
+    elif layer.zero_output_for_mask and mask is not None:  # the last step's output may be 0
+        output = g.op("Gather", [outputs, g.const(-1, "const/-1", np.int64)], hint, axis=0)
+    else:
+        output = g.op("Identity", [finals[0]], hint)
+    if not layer.return_state:
+        return output
+    return [output, *(g.op("Identity", [f], hint) for f in finals)]
+
+
+def _fusable(layer, mask: str | None, initial: list[str] | None) -> bool:
+    """ONNX's fused operator computes it: no mask, Keras's default activations, and no states
+    coming in or going out (those go through the Scan)."""
+    return (mask is None and _default_activations(layer) and not initial
+            and not layer.return_state)
 
 
 def _body(g: OnnxGraph, layer, width: int, states: int, cell: Cell, hint: str, masked: bool):
@@ -127,10 +141,10 @@ def _default_activations(layer) -> bool:
 
 
 def lstm(g: OnnxGraph, layer: LSTM, x: str, mask: str | None, weights: dict[str, np.ndarray],
-         hint: str) -> str:
+         hint: str, initial: list[str] | None = None) -> str | list[str]:
     """The layer's output, (B, u) or (B, T, u) with return_sequences, from x (B, T, in)."""
     units = layer.units
-    if mask is None and _default_activations(layer):
+    if _fusable(layer, mask, initial):
         bias = None
         if layer.use_bias:
             bias = weights["bias"].reshape(4, units)[ONNX_GATES].reshape(-1)
@@ -153,14 +167,15 @@ def lstm(g: OnnxGraph, layer: LSTM, x: str, mask: str | None, weights: dict[str,
                         step)
         return [h_new, c_new]
 
-    return _scan(g, layer, x, mask, weights["kernel"], weights.get("bias"), 2, cell, hint)
+    return _scan(g, layer, x, mask, weights["kernel"], weights.get("bias"), 2, cell, hint,
+                 initial)
 
 
 # --- GRU ------------------------------------------------------------------------------------------
 
 
 def gru(g: OnnxGraph, layer: GRU, x: str, mask: str | None, weights: dict[str, np.ndarray],
-        hint: str) -> str:
+        hint: str, initial: list[str] | None = None) -> str | list[str]:
     """The layer's output, (B, u) or (B, T, u) with return_sequences, from x (B, T, in)."""
     units = layer.units
     bias = weights.get("bias")
@@ -168,7 +183,7 @@ def gru(g: OnnxGraph, layer: GRU, x: str, mask: str | None, weights: dict[str, n
     if bias is not None:
         input_bias = bias[0] if layer.reset_after else bias
         recurrent_bias = bias[1] if layer.reset_after else None
-    if mask is None and _default_activations(layer):
+    if _fusable(layer, mask, initial):
         onnx_bias = None
         if bias is not None:
             onnx_bias = np.concatenate([input_bias, recurrent_bias if layer.reset_after
@@ -212,17 +227,18 @@ def gru(g: OnnxGraph, layer: GRU, x: str, mask: str | None, weights: dict[str, n
         mixed = body.op("Mul", [z, body.op("Sub", [h_prev, hh], step)], step)
         return [body.op("Add", [mixed, hh], step)]
 
-    return _scan(g, layer, x, mask, weights["kernel"], input_bias, 1, cell, hint)
+    return _scan(g, layer, x, mask, weights["kernel"], input_bias, 1, cell, hint, initial)
 
 
 # --- SimpleRNN ------------------------------------------------------------------------------------
 
 
 def simple_rnn(g: OnnxGraph, layer: SimpleRNN, x: str, mask: str | None,
-               weights: dict[str, np.ndarray], hint: str) -> str:
+               weights: dict[str, np.ndarray], hint: str,
+               initial: list[str] | None = None) -> str | list[str]:
     """The layer's output, (B, u) or (B, T, u) with return_sequences, from x (B, T, in)."""
     bias = weights.get("bias")
-    if mask is None and layer.activation == "tanh":
+    if mask is None and layer.activation == "tanh" and not initial and not layer.return_state:
         onnx_bias = None if bias is None else np.concatenate([bias, np.zeros_like(bias)])
         return _fused(g, "RNN", layer, x, weights["kernel"], weights["recurrent_kernel"],
                       onnx_bias, [0], hint)
@@ -233,12 +249,12 @@ def simple_rnn(g: OnnxGraph, layer: SimpleRNN, x: str, mask: str | None,
         h_new = _gate(body, layer, layer.activation, z, f"{step}/h")
         return [h_new if h_new != z else body.op("Identity", [z], step)]
 
-    return _scan(g, layer, x, mask, weights["kernel"], bias, 1, cell, hint)
+    return _scan(g, layer, x, mask, weights["kernel"], bias, 1, cell, hint, initial)
 
 
 def _converter(build):
-    def convert(g, node, xs, masks, w, want_mask):
-        return build(g, node.layer, xs[0], masks[0], w, node.name), None
+    def convert(g, node, xs, masks, w, want_mask):  # xs: the sequences, then initial states
+        return build(g, node.layer, xs[0], masks[0], w, node.name, xs[1:] or None), None
     return convert
 
 

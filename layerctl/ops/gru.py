@@ -83,10 +83,12 @@ def gru_forward(
     zero_output_for_mask: bool = False,
     input_dropout_mask: np.ndarray | None = None,
     recurrent_dropout_mask: np.ndarray | None = None,
+    initial_state: np.ndarray | None = None,
 ) -> tuple[np.ndarray, GRUCache]:
     """Run a GRU over x (B, T, in) → (output, cache); output (B, u), or (B, T, u) with sequences.
 
     mask (B, T) bool, True = keep. Computes in the weights' dtype (x is cast to it).
+    `initial_state` h0 (B, u) replaces the zero state; the final state is `cache.hidden[-1]`.
     """
     dtype = compute_dtype(kernel, recurrent_kernel)
     batch, steps, in_dim = np.shape(x)
@@ -115,7 +117,7 @@ def gru_forward(
             recurrent_bias = gate_blocks(rows[1:], _GATES, dtype)  # (3, 1, u)
     loop = _reset_after_loop if reset_after else _reset_before_loop
     pre, candidate, hidden = loop(gates, recurrent_kernel, recurrent_bias, rec_mask, keep,
-                                  activation, recurrent_activation)
+                                  activation, recurrent_activation, initial_state)
     cache = GRUCache(
         inputs, kernel, recurrent_kernel, None if bias is None else bias_shape, reset_after,
         gates, pre, candidate, hidden, None if keep is None else keep.astype(dtype), in_mask,
@@ -125,10 +127,13 @@ def gru_forward(
     return outputs(hidden, cache.keep, zero_output_for_mask, return_sequences), cache
 
 
-def _buffers(gates: np.ndarray, activation: str | None, recurrent_activation: str | None):
+def _buffers(gates: np.ndarray, activation: str | None, recurrent_activation: str | None,
+             initial_state: np.ndarray | None):
     _, steps, batch, units = gates.shape
     pre = np.empty_like(gates) if needs_pre_activations(activation, recurrent_activation) else None
     hidden = np.zeros((steps + 1, batch, units), gates.dtype)
+    if initial_state is not None:
+        hidden[0] = initial_state
     candidate = np.empty((steps, batch, units), gates.dtype)
     return pre, candidate, hidden
 
@@ -144,9 +149,9 @@ def _mix(z: np.ndarray, h: np.ndarray, hh: np.ndarray, out: np.ndarray,
 
 
 def _reset_after_loop(gates, recurrent_kernel, recurrent_bias, dropout_mask, keep, activation,
-                      recurrent_activation):
+                      recurrent_activation, initial_state=None):
     """The time loop for reset_after: one h·U (all three blocks) per step."""
-    pre, candidate, hidden = _buffers(gates, activation, recurrent_activation)
+    pre, candidate, hidden = _buffers(gates, activation, recurrent_activation, initial_state)
     recurrent = np.empty_like(gates[:, 0])
     scratch = np.empty_like(hidden[0])
     dropout_mask = one_step(dropout_mask)
@@ -171,9 +176,9 @@ def _reset_after_loop(gates, recurrent_kernel, recurrent_bias, dropout_mask, kee
 
 
 def _reset_before_loop(gates, recurrent_kernel, recurrent_bias, dropout_mask, keep, activation,
-                       recurrent_activation):
+                       recurrent_activation, initial_state=None):
     """The time loop for reset_after=False: h·U_{z,r}, then (r ⊙ h)·U_h."""
-    pre, candidate, hidden = _buffers(gates, activation, recurrent_activation)
+    pre, candidate, hidden = _buffers(gates, activation, recurrent_activation, initial_state)
     recurrent = np.empty_like(gates[:2, 0])
     scratch = np.empty_like(hidden[0])
     dropout_mask = one_step(dropout_mask)
@@ -202,6 +207,13 @@ def gru_backward(
     dy has the forward output's shape: (B, u), or (B, T, u) with return_sequences. The
     gradients have the shapes (and Keras layouts) of x, kernel, recurrent_kernel and bias.
     """
+    return gru_backward_states(cache, dy)[:4]
+
+
+def gru_backward_states(cache: GRUCache, dy: np.ndarray,
+                        final_state_grads: tuple | None = None) -> tuple:
+    """`gru_backward` with the final h's gradient coming in (return_state) and the initial
+    h0's going out: (dx, dkernel, drecurrent, dbias, (dh0,))."""
     _, steps, batch, units = cache.gates.shape
     dtype = cache.gates.dtype
     dy_tm = output_grad(dy, cache.return_sequences, steps, dtype)
@@ -212,7 +224,9 @@ def gru_backward(
     dgates = np.empty_like(cache.gates)  # dL/d(pre-activation) of every step, x side
     # reset_after: dL/d(h·U_h + b'_h); else dL/d(r ⊙ h), of every step
     dcandidate = np.empty((steps, batch, units), dtype)
-    dh = np.zeros((batch, units), dtype)  # dL/dh_t through later steps
+    dh = np.zeros((batch, units), dtype)  # dL/dh_t through later steps (and the final state)
+    if final_state_grads is not None:
+        dh += final_state_grads[0]
     pre = cache.pre_activations
     for t in range(steps - 1, -1, -1):
         total = dh + dy_tm[t]
@@ -248,7 +262,7 @@ def gru_backward(
             carried = dh if cache.zero_output_for_mask else total
             through += carried * (1 - keep)
         dh = through + direct
-    return _parameter_grads(cache, dgates, dcandidate)
+    return (*_parameter_grads(cache, dgates, dcandidate), (dh,))
 
 
 def _parameter_grads(cache: GRUCache, dgates: np.ndarray, dcandidate: np.ndarray):

@@ -85,10 +85,13 @@ def lstm_forward(
     zero_output_for_mask: bool = False,
     input_dropout_mask: np.ndarray | None = None,
     recurrent_dropout_mask: np.ndarray | None = None,
+    initial_state: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, LSTMCache]:
     """Run an LSTM over x (B, T, in) → (output, cache); output (B, u), or (B, T, u) with sequences.
 
     mask (B, T) bool, True = keep. Computes in the weights' dtype (x is cast to it).
+    `initial_state` (h0, c0), each (B, u), replaces the zero state; the final state is
+    `(cache.hidden[-1], cache.cell[-1])`.
     """
     dtype = _compute_dtype(kernel, recurrent_kernel)
     batch, steps, in_dim = np.shape(x)
@@ -111,7 +114,8 @@ def lstm_forward(
     if bias is not None:
         z += (_gate_blocks(np.asarray(bias)[None], dtype) * scale)[:, None]
     states = _forward_loop(
-        z, recurrent_kernel * scale, rec_mask, keep, activation, recurrent_activation, halve
+        z, recurrent_kernel * scale, rec_mask, keep, activation, recurrent_activation, halve,
+        initial_state,
     )
     cache = LSTMCache(
         inputs, kernel, recurrent_kernel, bias is not None, z, *states,
@@ -129,6 +133,7 @@ def _forward_loop(
     activation: str | None,
     recurrent_activation: str | None,
     halved: bool,
+    initial_state: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """The time loop. gates holds x_t·W + b, is completed with h_{t-1}·U and activated in place.
 
@@ -143,10 +148,12 @@ def _forward_loop(
     candidate = None if activation in _FAST else np.empty_like(cell_activated)
     recurrent = np.empty_like(gates[:, 0])
     scratch = np.empty_like(cell[0])
+    if initial_state is not None:
+        hidden[0], cell[0] = initial_state
     dropout_mask = _one_step(dropout_mask)
     for t in range(steps):
         z = gates[:, t]
-        if t:  # h_0 = 0 contributes nothing
+        if t or initial_state is not None:  # a zero h_0 contributes nothing
             h = hidden[t] if dropout_mask is None else hidden[t] * dropout_mask
             z += np.matmul(h, recurrent_kernel, out=recurrent)
         if pre is not None:
@@ -180,21 +187,32 @@ def lstm_backward(
     dy has the forward output's shape: (B, u), or (B, T, u) with return_sequences. The
     gradients have the shapes (and Keras layouts) of x, kernel, recurrent_kernel and bias.
     """
+    return lstm_backward_states(cache, dy)[:4]
+
+
+def lstm_backward_states(
+    cache: LSTMCache, dy: np.ndarray, final_state_grads: tuple | None = None
+) -> tuple:
+    """`lstm_backward` with the gradients of the final (h, c) coming in (return_state) and
+    those of the initial (h0, c0) going out: (dx, dkernel, drecurrent, dbias, (dh0, dc0))."""
     steps, batch, units = cache.cell_activated.shape
     dtype = cache.gates.dtype
     dy_tm = output_grad(dy, cache.return_sequences, steps, dtype)
     kernel_t = np.ascontiguousarray(cache.recurrent_kernel.transpose(0, 2, 1))
     mask = _one_step(cache.recurrent_dropout_mask)
     dgates = np.empty_like(cache.gates)  # dL/dz of every step
-    dh = np.zeros((batch, units), dtype)  # dL/dh_t through later steps
+    dh = np.zeros((batch, units), dtype)  # dL/dh_t through later steps (and the final state)
     dc = np.zeros((batch, units), dtype)  # dL/dc_t through later steps
+    if final_state_grads is not None:
+        dh += final_state_grads[0]
+        dc += final_state_grads[1]
     for t in range(steps - 1, -1, -1):
         passed, dc = _backward_step(cache, t, dh, dc, dy_tm[t], dgates[:, t])
         per_gate = np.matmul(dgates[:, t], kernel_t)  # (4, B, u): dL/dh_{t-1} through each gate
         dh = (per_gate if mask is None else per_gate * mask).sum(axis=0)
         if passed is not None:
             dh += passed
-    return _parameter_grads(cache, dgates)
+    return (*_parameter_grads(cache, dgates), (dh, dc))
 
 
 def _backward_step(

@@ -59,9 +59,11 @@ def simple_rnn_forward(
     zero_output_for_mask: bool = False,
     input_dropout_mask: np.ndarray | None = None,
     recurrent_dropout_mask: np.ndarray | None = None,
+    initial_state: np.ndarray | None = None,
 ) -> tuple[np.ndarray, SimpleRNNCache]:
     """Run a SimpleRNN over x (B, T, in) → (output, cache); output (B, u), or (B, T, u) with
-    sequences. mask (B, T) bool, True = keep. Computes in the weights' dtype."""
+    sequences. mask (B, T) bool, True = keep. Computes in the weights' dtype. `initial_state`
+    h0 (B, u) replaces the zero state; the final state is `cache.hidden[-1]`."""
     dtype = compute_dtype(kernel, recurrent_kernel)
     batch, steps, in_dim = np.shape(x)
     units = np.shape(recurrent_kernel)[0]
@@ -81,10 +83,12 @@ def simple_rnn_forward(
         activated += np.asarray(bias, dtype)
     pre = np.empty_like(activated) if needs_pre_activations(activation) else None
     hidden = np.zeros((steps + 1, batch, units), dtype)
+    if initial_state is not None:
+        hidden[0] = initial_state
     recurrent = np.empty((batch, units), dtype)
     for t in range(steps):
         a = activated[t]
-        if t:  # h_0 = 0 contributes nothing
+        if t or initial_state is not None:  # a zero h_0 contributes nothing
             h = hidden[t] if rec_mask is None else hidden[t] * rec_mask
             a += np.matmul(h, recurrent_kernel, out=recurrent)
         if pre is not None:
@@ -106,13 +110,22 @@ def simple_rnn_backward(
     cache: SimpleRNNCache, dy: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Backpropagate dy through time; return (dx, dkernel, drecurrent_kernel, dbias or None)."""
+    return simple_rnn_backward_states(cache, dy)[:4]
+
+
+def simple_rnn_backward_states(cache: SimpleRNNCache, dy: np.ndarray,
+                               final_state_grads: tuple | None = None) -> tuple:
+    """`simple_rnn_backward` with the final h's gradient coming in (return_state) and the
+    initial h0's going out: (dx, dkernel, drecurrent, dbias, (dh0,))."""
     steps, batch, units = cache.activated.shape
     dtype = cache.activated.dtype
     dy_tm = output_grad(dy, cache.return_sequences, steps, dtype)
     kernel_t = np.ascontiguousarray(cache.recurrent_kernel.T)
     mask = cache.recurrent_dropout_mask
     da = np.empty_like(cache.activated)  # dL/d(pre-activation) of every step
-    dh = np.zeros((batch, units), dtype)  # dL/dh_t through later steps
+    dh = np.zeros((batch, units), dtype)  # dL/dh_t through later steps (and the final state)
+    if final_state_grads is not None:
+        dh += final_state_grads[0]
     pre = cache.pre_activations
     for t in range(steps - 1, -1, -1):
         total = dh + dy_tm[t]
@@ -142,4 +155,4 @@ def simple_rnn_backward(
     if cache.go_backwards:
         dx = dx[::-1]
     dbias = flat.sum(axis=0) if cache.has_bias else None
-    return np.ascontiguousarray(dx.transpose(1, 0, 2)), dkernel, drecurrent, dbias
+    return np.ascontiguousarray(dx.transpose(1, 0, 2)), dkernel, drecurrent, dbias, (dh,)

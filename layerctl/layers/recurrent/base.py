@@ -54,8 +54,8 @@ class RecurrentLayer(SingleInputLayer):
     recurrent_dropout: float = 0.0
     seed: int | None = None
     return_sequences: bool = False
-    return_state: Literal[False] = Field(
-        default=False, description="Not supported: layerctl layers have a single output.")
+    return_state: bool = Field(
+        default=False, description="Also output the final state(s): `lstm.1` (h), `lstm.2` (c).")
     go_backwards: bool = False
     stateful: Literal[False] = Field(
         default=False, description="Not supported: every batch starts from zero state.")
@@ -66,6 +66,11 @@ class RecurrentLayer(SingleInputLayer):
     reads_mask = True
     # How many dropout masks Keras draws per dropout once recurrent_dropout > 0 (one per gate).
     gates: ClassVar[int] = 1
+    # The recurrent state tensors, in Keras's order (LSTM: h, c), each (batch, units).
+    state_count: ClassVar[int] = 1
+    # `inputs: {sequences: x, initial_state: [h, c]}`, as Keras's call(sequences, initial_state)
+    call_arguments = ("sequences", "initial_state")
+    max_inputs = 3
 
     @field_validator("units", mode="after")
     @classmethod
@@ -111,11 +116,81 @@ class RecurrentLayer(SingleInputLayer):
             return input_shape[:2] + (self.units,)
         return (input_shape[0], self.units)
 
-    def emits_mask(self, receives_mask: bool) -> bool:
-        return receives_mask and self.return_sequences
+    def takes_list(self, count: int) -> bool:
+        return count > 1  # the sequences and the initial states
+
+    def output_shapes(self, input_shape: Any) -> list[Shape]:
+        """The output, then with `return_state` the final states (batch, units)."""
+        sequences = input_shape[0] if isinstance(input_shape, list) else input_shape
+        if isinstance(input_shape, list):
+            self._check_initial_state(sequences, input_shape[1:])
+        states = [(sequences[0], self.units)] * self.state_count if self.return_state else []
+        return [self.output_shape(sequences), *states]
+
+    def weight_specs(self, input_shape: Any) -> list:
+        """The cell's weights, built from the sequences' shape (not the initial states')."""
+        return self.cell_weights(input_shape[0] if isinstance(input_shape, list) else input_shape)
+
+    def cell_weights(self, input_shape: Shape) -> list:
+        raise NotImplementedError
+
+    def _check_initial_state(self, sequences: Shape, states: list[Shape]) -> None:
+        if len(states) != self.state_count:
+            raise IncompatibleShape(
+                f"{self.keras_class} has {self.state_count} state tensor(s) "
+                f"({self._state_names()}), but `initial_state` gives {len(states)}")
+        for shape in states:
+            if len(shape) != 2 or shape[-1] not in (None, self.units):
+                raise IncompatibleShape(
+                    f"an initial state of {self.keras_class}({self.units}) has shape "
+                    f"(batch, {self.units}); received {shape}")
+
+    def _state_names(self) -> str:
+        return "h, c" if self.state_count == 2 else "h"
+
+    def emits_mask(self, receives_mask: Any) -> bool:
+        if isinstance(receives_mask, list | tuple):
+            receives_mask = receives_mask[0]  # the sequences' mask; states carry none
+        return bool(receives_mask) and self.return_sequences
 
     def output_mask(self, x, mask):
-        return mask if self.return_sequences else None
+        mask = mask[0] if isinstance(mask, list) else mask
+        output = mask if self.return_sequences else None
+        return [output] + [None] * self.state_count if self.return_state else output
+
+    # ---- forward and backward: the sequences, initial states, and final states ----------
+    def forward(self, weights, x, mask, training, rng):
+        """The output (and the final states with `return_state`) from the sequences and, when
+        given, the initial states; each layer's `run` is its recurrence."""
+        sequences, initial = (x[0], tuple(x[1:])) if isinstance(x, list) else (x, None)
+        mask = mask[0] if isinstance(mask, list) else mask
+        y, cache = self.run(weights, sequences, mask, training, rng, initial)
+        if self.return_state:
+            y = (y, *self.final_states(cache))
+        return y, (cache, initial is not None)
+
+    def backward(self, weights, cache, dy):
+        cache, has_initial = cache
+        dy, final_grads = (dy[0], tuple(dy[1:])) if self.return_state else (dy, None)
+        dx, dkernel, drecurrent, dbias, initial_grads = self.run_backward(
+            cache, dy, final_grads)
+        grads = self.grads(dkernel, drecurrent, dbias)
+        return ([dx, *initial_grads] if has_initial else dx), grads
+
+    def run(self, weights, x, mask, training, rng, initial_state):
+        raise NotImplementedError
+
+    def run_backward(self, cache, dy, final_state_grads):
+        raise NotImplementedError
+
+    def final_states(self, cache) -> tuple:
+        return (cache.hidden[-1].copy(),)
+
+    def keras_call(self, keras_layer, tensors: list):
+        """How Keras calls the layer: `layer(sequences, initial_state=[...])`."""
+        if len(tensors) > 1:
+            return keras_layer(tensors[0], initial_state=list(tensors[1:]))
+        return keras_layer(tensors[0])
 
     def dropout_masks(self, x: np.ndarray, training: bool, rng: np.random.Generator,
                       dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray | None]:

@@ -33,7 +33,7 @@ class GRU(RecurrentLayer):
     keras_class = "GRU"
     gates: ClassVar[int] = 3
 
-    def weight_specs(self, input_shape: Shape) -> list[WeightSpec]:
+    def cell_weights(self, input_shape: Shape) -> list[WeightSpec]:
         u = self.units
         specs = [
             WeightSpec("kernel", (input_shape[-1], 3 * u), True, self.kernel_initializer,
@@ -47,7 +47,7 @@ class GRU(RecurrentLayer):
                                     self.bias_regularizer, self.bias_constraint))
         return specs
 
-    def forward(self, weights, x, mask, training, rng):
+    def run(self, weights, x, mask, training, rng, initial_state):
         from layerctl.ops.gru import gru_forward
 
         input_mask, recurrent_mask = self.dropout_masks(x, training, rng, weights["kernel"].dtype)
@@ -57,10 +57,10 @@ class GRU(RecurrentLayer):
             reset_after=self.reset_after, go_backwards=self.go_backwards,
             return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask, input_dropout_mask=input_mask,
-            recurrent_dropout_mask=recurrent_mask)
+            recurrent_dropout_mask=recurrent_mask,
+            initial_state=None if initial_state is None else initial_state[0])
 
-    def backward(self, weights, cache, dy):
-        from layerctl.ops.gru import gru_backward
+    def run_backward(self, cache, dy, final_state_grads):
+        from layerctl.ops.gru import gru_backward_states
 
-        dx, dkernel, drecurrent, dbias = gru_backward(cache, dy)
-        return dx, self.grads(dkernel, drecurrent, dbias)
+        return gru_backward_states(cache, dy, final_state_grads)

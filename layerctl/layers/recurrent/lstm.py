@@ -33,9 +33,10 @@ class LSTM(RecurrentLayer):
     use_cudnn: CuDNN = Field(default="auto", description="'auto' or false (no cuDNN here).")
 
     keras_class = "LSTM"
+    state_count = 2
     gates: ClassVar[int] = 4
 
-    def weight_specs(self, input_shape: Shape) -> list[WeightSpec]:
+    def cell_weights(self, input_shape: Shape) -> list[WeightSpec]:
         u = self.units
         specs = [
             WeightSpec("kernel", (input_shape[-1], 4 * u), True, self.kernel_initializer,
@@ -58,7 +59,7 @@ class LSTM(RecurrentLayer):
         bias[u:2 * u] = 1
         return bias
 
-    def forward(self, weights, x, mask, training, rng):
+    def run(self, weights, x, mask, training, rng, initial_state):
         from layerctl.ops.lstm import lstm_forward
 
         input_mask, recurrent_mask = self.dropout_masks(x, training, rng, weights["kernel"].dtype)
@@ -68,10 +69,12 @@ class LSTM(RecurrentLayer):
             recurrent_activation=self.recurrent_activation or "linear",
             go_backwards=self.go_backwards, return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask, input_dropout_mask=input_mask,
-            recurrent_dropout_mask=recurrent_mask)
+            recurrent_dropout_mask=recurrent_mask, initial_state=initial_state)
 
-    def backward(self, weights, cache, dy):
-        from layerctl.ops.lstm import lstm_backward
+    def run_backward(self, cache, dy, final_state_grads):
+        from layerctl.ops.lstm import lstm_backward_states
 
-        dx, dkernel, drecurrent, dbias = lstm_backward(cache, dy)
-        return dx, self.grads(dkernel, drecurrent, dbias)
+        return lstm_backward_states(cache, dy, final_state_grads)
+
+    def final_states(self, cache) -> tuple:
+        return cache.hidden[-1].copy(), cache.cell[-1].copy()  # Keras's order: h, c

@@ -23,7 +23,7 @@ class SimpleRNN(RecurrentLayer):
 
     keras_class = "SimpleRNN"
 
-    def weight_specs(self, input_shape: Shape) -> list[WeightSpec]:
+    def cell_weights(self, input_shape: Shape) -> list[WeightSpec]:
         u = self.units
         specs = [
             WeightSpec("kernel", (input_shape[-1], u), True, self.kernel_initializer,
@@ -36,7 +36,7 @@ class SimpleRNN(RecurrentLayer):
                                     self.bias_regularizer, self.bias_constraint))
         return specs
 
-    def forward(self, weights, x, mask, training, rng):
+    def run(self, weights, x, mask, training, rng, initial_state):
         from layerctl.ops.simple_rnn import simple_rnn_forward
 
         input_mask, recurrent_mask = self.dropout_masks(x, training, rng, weights["kernel"].dtype)
@@ -45,10 +45,10 @@ class SimpleRNN(RecurrentLayer):
             activation=self.activation, go_backwards=self.go_backwards,
             return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask, input_dropout_mask=input_mask,
-            recurrent_dropout_mask=recurrent_mask)
+            recurrent_dropout_mask=recurrent_mask,
+            initial_state=None if initial_state is None else initial_state[0])
 
-    def backward(self, weights, cache, dy):
-        from layerctl.ops.simple_rnn import simple_rnn_backward
+    def run_backward(self, cache, dy, final_state_grads):
+        from layerctl.ops.simple_rnn import simple_rnn_backward_states
 
-        dx, dkernel, drecurrent, dbias = simple_rnn_backward(cache, dy)
-        return dx, self.grads(dkernel, drecurrent, dbias)
+        return simple_rnn_backward_states(cache, dy, final_state_grads)
