@@ -126,7 +126,8 @@ def test_shapes_and_params_match_keras(path):
         if node.shared:  # an `apply:` has its owner's Keras layer; its params count once
             continue
         layer = model.get_layer(keras_name(node.name))
-        assert tuple(layer.output.shape) == node.output_shape, node.name
+        outputs = layer.output if isinstance(layer.output, list) else [layer.output]
+        assert [tuple(o.shape) for o in outputs] == list(node.output_shapes), node.name
         assert layer.count_params() == node.params, node.name
     assert model.count_params() == plan.total_params
 
