@@ -56,7 +56,8 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
-        except BrokenPipeError:
+        except BrokenPipeError:  # the reader went away (`| head -1`): nothing more to say
+            _silence_closed_streams()
             ctx.exit(0)
 
     @staticmethod
@@ -77,6 +78,19 @@ def cli() -> None:
       layerctl shapes specs/mnist_cnn.yaml
       layerctl train specs/digits_cnn.yaml
     """
+
+
+def _silence_closed_streams() -> None:
+    """Point stdout and stderr at /dev/null, so flushing them at exit raises nothing again."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # not a real file (e.g. captured by a test runner)
+            pass
 
 
 def report_error(error: LayerctlError) -> None:

@@ -46,6 +46,27 @@ def data_option_source(data_option: str, label: str | None):
     return source.model_copy(update={"label": column_choice(label)})
 
 
+def check_padded_file_exists(source, base_dir: Path, plan) -> None:
+    """A missing .npz of token indices for a model that reads indices is what `layerctl pad`
+    makes: say so, with the command (its --maxlen from the model's input length)."""
+    import os
+
+    from layerctl.data.sources import ArchiveData
+
+    if (plan is None or not isinstance(source, ArchiveData) or not plan.inputs[0].integer
+            or not str(source.path).endswith(".npz")):
+        return
+    path = base_dir / Path(source.path).expanduser()
+    if path.exists():
+        return
+    shown = os.path.normpath(path)
+    shape = plan.inputs[0].shape
+    maxlen = f" --maxlen {shape[1]}" if len(shape) == 2 and shape[1] is not None else ""
+    raise DataError(f"{path}: file not found",
+                    hint=f"this model reads token indices, which `layerctl pad` makes: "
+                         f"`layerctl pad TEXT...{maxlen} -o {shown}` (see docs/text.md)")
+
+
 def load_training_data(spec, spec_path: str, data_option: str | None, plan=None,
                        label: str | None = None):
     """(train, validation) datasets from the spec's `train:` block or `--data`."""
@@ -64,6 +85,7 @@ def load_training_data(spec, spec_path: str, data_option: str | None, plan=None,
         raise SpecError("no training data: add `train: {data: ...}` to the spec or pass --data",
                         Location(spec_path))
     names = {} if plan is None else {"inputs": plan.input_names, "outputs": plan.outputs}
+    check_padded_file_exists(source, base_dir_for_data, plan)
     train = load_dataset(source, base_dir_for_data, **names)
     validation = None
     if train_spec is not None and train_spec.validation is not None:
@@ -74,7 +96,40 @@ def load_training_data(spec, spec_path: str, data_option: str | None, plan=None,
     return train, validation
 
 
-def check_data(plan, spec, *datasets) -> None:
+def check_embedding_indices(plan, spec, spec_path: str | None, xs: dict, name: str) -> None:
+    """An index an Embedding fed by a model input cannot look up, as an error located at the
+    layer's `input_dim` in the spec (before training starts, not mid-epoch)."""
+    import numpy as np
+
+    from layerctl.errors import Location
+    from layerctl.spec import read_spec_text
+    from layerctl.yamlmarks import load_yaml
+
+    for node in plan.nodes:
+        if node.layer.keras_class != "Embedding" or node.inputs[0] not in xs:
+            continue
+        x = xs[node.inputs[0]]
+        if not np.issubdtype(x.dtype, np.number) or x.size == 0:
+            continue
+        low, high = x.min(), x.max()
+        input_dim = node.layer.input_dim
+        if low >= 0 and high < input_dim:
+            continue
+        bad = int(low) if low < 0 else int(high)
+        where = Location(spec_path) if spec_path else None
+        entry = spec.layers[node.index] if node.instance is None and node.index < len(
+            spec.layers) else None
+        if spec_path and getattr(entry, "type", None) == node.layer.type:
+            where = load_yaml(read_spec_text(spec_path), spec_path)[1].value(
+                ("layers", node.index, "input_dim"))
+        fix = (f"raise input_dim to {bad + 1} or more" if bad >= 0
+               else "indices are 0 or more (0 is padding with mask_zero)")
+        raise DataError(f"layer '{node.name}' (Embedding) has input_dim {input_dim}, but {name} "
+                        f"holds index {bad}, outside [0, {input_dim})", where,
+                        f"{fix}, or check the data")
+
+
+def check_data(plan, spec, *datasets, spec_path: str | None = None) -> None:
     """Every input array against its model input, every target against its output's loss."""
     from layerctl.data import Dataset, check_against_model
     from layerctl.training.outputs import per_output
@@ -97,6 +152,7 @@ def check_data(plan, spec, *datasets) -> None:
                                 "float32", plan.shape_of(out.ref), out.loss.type,
                                 ignore_class=getattr(out.loss, "ignore_class", None),
                                 inputs_checked=True)
+        check_embedding_indices(plan, spec, spec_path, xs, dataset.name)
 
 
 @click.command("train")
@@ -154,7 +210,7 @@ def command(spec_path, data, label, out, resume, overwrite, initial_weights, epo
                         "continue it with --resume, replace it with --overwrite, or choose --out")
 
     train, validation = load_training_data(spec, spec_path, data, plan, label)
-    check_data(plan, spec, train, validation)
+    check_data(plan, spec, train, validation, spec_path=spec_path)
     graph = Graph(plan, dtype=np.dtype(train_spec.dtype))
     rng = np.random.default_rng(train_spec.seed)
     graph.initialize(rng)
