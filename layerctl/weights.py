@@ -103,7 +103,7 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
     except (zipfile.BadZipFile, EOFError, OSError) as error:
-        raise WeightsError(f"is a damaged .npz archive ({error})", where) from None
+        raise WeightsError(f"not a valid .npz weights file ({error})", where) from None
     except ValueError as error:
         if "pickle" in str(error):
             raise WeightsError("holds pickled objects, which layerctl never loads", where) from None

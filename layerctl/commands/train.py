@@ -67,6 +67,44 @@ def check_padded_file_exists(source, base_dir: Path, plan) -> None:
                          f"`layerctl pad TEXT...{maxlen} -o {shown}` (see docs/text.md)")
 
 
+def with_sample_weight(dataset, source, base_dir: Path, name: str):
+    """`dataset` with the sample weights the data file holds under `name` (an .npz array, or a
+    CSV column, which then stops being an input)."""
+    import dataclasses
+
+    import numpy as np
+
+    from layerctl.data import csvfile
+    from layerctl.data.files import display_path, read_npz
+    from layerctl.data.sources import ArchiveData, CsvData
+
+    if isinstance(source, CsvData):
+        path, display = display_path(base_dir, source.path)
+        layout = csvfile.read_layout(path, display)
+        column = csvfile.label_index(name, layout, display)
+        label = csvfile.label_index(source.label, layout, display)
+        if column == label:
+            raise DataError(f"{display}: `sample_weight` names the label column '{name}'")
+        at = column - (1 if label is not None and label < column else 0)
+        weights = dataset.x[:, at]
+        dataset = dataclasses.replace(dataset, x=np.delete(dataset.x, at, axis=1))
+    elif isinstance(source, ArchiveData) and str(source.path).endswith(".npz"):
+        path, display = display_path(base_dir, source.path)
+        weights = read_npz(path, display, name, "the sample weights")
+    else:
+        raise DataError(f"{dataset.name}: `sample_weight: {name}` names a CSV column or an .npz "
+                        "array, and this data is neither",
+                        hint="save the weights beside x and y: np.savez(FILE, x=x, y=y, "
+                             f"{name}=weights)")
+    weights = np.asarray(weights, np.float64)
+    if weights.shape != (len(dataset),):
+        raise DataError(f"{dataset.name}: the sample weights '{name}' have shape "
+                        f"{weights.shape}; expected one per sample ({len(dataset)},)")
+    if not np.all(np.isfinite(weights)):
+        raise DataError(f"{dataset.name}: the sample weights '{name}' hold NaN or infinity")
+    return dataclasses.replace(dataset, sample_weight=weights.astype(np.float32))
+
+
 def load_training_data(spec, spec_path: str, data_option: str | None, plan=None,
                        label: str | None = None):
     """(train, validation) datasets from the spec's `train:` block or `--data`."""
@@ -87,6 +125,8 @@ def load_training_data(spec, spec_path: str, data_option: str | None, plan=None,
     names = {} if plan is None else {"inputs": plan.input_names, "outputs": plan.outputs}
     check_padded_file_exists(source, base_dir_for_data, plan)
     train = load_dataset(source, base_dir_for_data, **names)
+    if train_spec is not None and train_spec.sample_weight is not None:
+        train = with_sample_weight(train, source, base_dir_for_data, train_spec.sample_weight)
     validation = None
     if train_spec is not None and train_spec.validation is not None:
         if isinstance(train_spec.validation, ValidationSplit):
@@ -170,8 +210,10 @@ def check_data(plan, spec, *datasets, spec_path: str | None = None) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), help="Override train.batch_size.")
 @click.option("--seed", type=click.IntRange(min=0), help="Override train.seed.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--verbose", type=click.IntRange(0, 2), help="Override train.verbose: 0 silent, 1 "
+              "progress bar, 2 one line per epoch (Keras's values).")
 def command(spec_path, data, label, out, resume, overwrite, initial_weights, epochs, batch_size,
-            seed, quiet) -> None:
+            seed, quiet, verbose) -> None:
     """Train SPEC and write a run folder: spec.yaml, weights.npz, checkpoint.npz, history.csv.
 
     Ctrl-C stops after the current step, saves a checkpoint and exits 130; `--resume` then
@@ -220,12 +262,11 @@ def command(spec_path, data, label, out, resume, overwrite, initial_weights, epo
     run.write_spec(spec.model_copy(update={"train": train_spec}).model_dump(mode="json",
                                                                            exclude_none=True))
     out_console = console(stderr=True)
-    if quiet:
-        reporter = QuietReporter()
-    elif out_console.is_terminal:
-        reporter = RichReporter(out_console)
-    else:
-        reporter = LineReporter()
+    verbose = 0 if quiet else (train_spec.verbose if verbose is None else verbose)
+    if verbose == "auto":
+        verbose = 1 if out_console.is_terminal else 2
+    quiet = verbose == 0
+    reporter = {0: QuietReporter, 2: LineReporter}.get(verbose, lambda: RichReporter(out_console))()
     stop = StopRequest()
     previous = stop.install()
     try:

@@ -15,14 +15,19 @@ from typing import Any, Protocol
 import numpy as np
 
 from layerctl.data import Dataset, batches
-from layerctl.errors import WeightsError
+from layerctl.errors import SpecError, WeightsError
 from layerctl.graph import Graph
 from layerctl.training.callbacks import (
     CheckpointCallback,
     EarlyStoppingCallback,
     ReduceLROnPlateauCallback,
 )
-from layerctl.training.loop import NonFiniteLoss, Trainer, take
+from layerctl.training.loop import (
+    NonFiniteLoss,
+    Trainer,
+    class_weight_to_sample_weight,
+    take,
+)
 from layerctl.training.runs import (
     RunFolder,
     generator_state,
@@ -87,6 +92,11 @@ def fit(
         rng, best_weights = _restore(run, graph, trainer, callbacks, result, position, accumulator)
     size = train_spec.batch_size
     steps = -(-len(train) // size)
+    weights = train.sample_weight
+    if train_spec.class_weight is not None:
+        if isinstance(train.y, dict):
+            raise SpecError("`class_weight` is only supported for Models with a single output.")
+        weights = class_weight_to_sample_weight(train.y, train_spec.class_weight)
     while position.epoch < train_spec.epochs:
         epoch = position.epoch
         if position.order is None:  # a new epoch: draw its order from the run's generator
@@ -105,7 +115,8 @@ def fit(
             index = position.order[position.batch * size : (position.batch + 1) * size]
             try:
                 loss = trainer.train_step(take(train.x, index), take(train.y, index), rng,
-                                          accumulator)
+                                          accumulator,
+                                          None if weights is None else weights[index])
             except NonFiniteLoss as error:
                 raise NonFiniteLoss(
                     f"epoch {epoch + 1}, batch {position.batch + 1}: {error.message}; training "
@@ -116,7 +127,8 @@ def fit(
             reporter.step(position.batch, loss)
         logs = {"epoch": epoch + 1, **accumulator.logs()}
         if validation is not None:
-            logs.update(trainer.evaluate(validation.x, validation.y, size).logs("val_"))
+            logs.update(trainer.evaluate(validation.x, validation.y, size,
+                                         validation.sample_weight).logs("val_"))
         logs["learning_rate"] = trainer.optimizer.learning_rate_now()
         result.history.append(logs)
         reporter.epoch_end(epoch, logs)
