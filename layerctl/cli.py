@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "Run trained weights on inputs and write the outputs."),
     "pad": ("pad", "Tokenize and pad text corpora into arrays, like Keras pad_sequences."),
     "export": ("export", "Hand a trained model to ONNX Runtime or Keras."),
+    "gradcheck": ("gradcheck", "Check a spec's gradients against float64 central differences."),
 }
 
 
