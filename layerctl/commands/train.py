@@ -105,6 +105,30 @@ def with_sample_weight(dataset, source, base_dir: Path, name: str):
     return dataclasses.replace(dataset, sample_weight=weights.astype(np.float32))
 
 
+def remember_text_pipeline(spec, spec_path: str, data_option: str | None, run_path: Path) -> None:
+    """Copy the text pipeline a `pad` .npz records into the run folder (`text.json`), so
+    `predict --text` tokenizes as training did; a run on other data keeps none."""
+    from layerctl.atomic import write_text_atomic
+    from layerctl.data import parse_data_source
+    from layerctl.data.sources import ArchiveData
+    from layerctl.text import record
+
+    if data_option is not None:
+        source, base_dir = parse_data_source(data_option), Path(".")
+    elif spec.train is not None and spec.train.data is not None:
+        source, base_dir = spec.train.data, Path(spec_path).parent
+    else:
+        return
+    target = run_path / record.RUN_FILE
+    text = None
+    if isinstance(source, ArchiveData):
+        text = record.from_npz(base_dir / Path(source.path).expanduser())
+    if text is not None:
+        write_text_atomic(target, text + "\n")
+    elif target.exists():
+        target.unlink()  # --overwrite with other data: the old vocabulary no longer applies
+
+
 def load_training_data(spec, spec_path: str, data_option: str | None, plan=None,
                        label: str | None = None):
     """(train, validation) datasets from the spec's `train:` block or `--data`."""
@@ -259,6 +283,7 @@ def command(spec_path, data, label, out, resume, overwrite, initial_weights, epo
     if initial_weights and not resume:
         load_weights_into(graph, initial_weights)
     run.path.mkdir(parents=True, exist_ok=True)
+    remember_text_pipeline(spec, spec_path, data, run.path)
     run.write_spec(spec.model_copy(update={"train": train_spec}).model_dump(mode="json",
                                                                            exclude_none=True))
     out_console = console(stderr=True)
