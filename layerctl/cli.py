@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "Run trained weights on inputs and write the outputs."),
     "pad": ("pad", "Tokenize and pad text corpora into arrays, like Keras pad_sequences."),
     "export": ("export", "Hand a trained model to ONNX Runtime or Keras."),
+    "gradcheck": ("gradcheck", "Check a spec's gradients against float64 central differences."),
 }
 
 
@@ -57,7 +58,8 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
-        except BrokenPipeError:
+        except BrokenPipeError:  # the reader went away (`| head -1`): nothing more to say
+            _silence_closed_streams()
             ctx.exit(0)
         except OSError as error:  # disk full, read-only file system, permission, ...
             click.echo(os_error_line(error), err=True)
@@ -85,6 +87,19 @@ def cli() -> None:
       layerctl shapes specs/mnist_cnn.yaml
       layerctl train specs/digits_cnn.yaml
     """
+
+
+def _silence_closed_streams() -> None:
+    """Point stdout and stderr at /dev/null, so flushing them at exit raises nothing again."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # not a real file (e.g. captured by a test runner)
+            pass
 
 
 def report_error(error: LayerctlError) -> None:

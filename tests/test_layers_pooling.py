@@ -209,7 +209,7 @@ def test_masked_global_average_1d_gradient(arguments):
 # ---- Keras's argument errors, located ---------------------------------------------------------
 @pytest.mark.parametrize(("entry", "message"), [
     ("{type: AveragePooling2D, pool_size: 2, padding: full}",
-     "Argument padding must be either 'valid' or 'same'. Received: padding=full"),
+     "Argument `padding` must be either 'valid' or 'same'. Received: padding=full"),
     ("{type: AveragePooling2D, pool_size: [2, 0]}",
      "The `pool_size` argument must be a tuple of 2 integers. Received pool_size=[2, 0], "
      "including values {0} that do not satisfy `value > 0`"),  # Keras's standardize_tuple

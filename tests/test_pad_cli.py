@@ -52,7 +52,8 @@ def test_word_level_like_keras(tmp_path):
     tokenizer.fit_on_texts(lines)
     expected = pad_sequences(tokenizer.texts_to_sequences(lines), maxlen=3)
     out = load(tmp_path / "out.npz")
-    assert list(out) == ["x"] and out["x"].tolist() == expected.tolist()
+    # x, and the record `train` keeps for `predict --text` (layerctl.text.record)
+    assert list(out) == ["x", "text_pipeline"] and out["x"].tolist() == expected.tolist()
     assert out["x"].tolist() == [[1, 2, 3], [4, 1, 2], [0, 0, 0], [0, 5, 6]]
     assert Tokenizer.load(tmp_path / "v.json").word_index == tokenizer.word_index
     assert result.stdout == ""  # the summary goes to stderr

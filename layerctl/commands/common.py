@@ -27,8 +27,21 @@ def load_spec_and_plan(path: str):
     from layerctl.spec import load_spec
 
     refuse_special(path, SpecError)  # a FIFO would block, /dev/zero never end
+    check_spec_exists(path)
     spec, marks = load_spec(path)
     return spec, build_plan(spec, marks)
+
+
+def check_spec_exists(path: str) -> None:
+    """SpecError `no such file` with a did-you-mean among the spec files beside `path`."""
+    from pathlib import Path
+
+    from layerctl.errors import Location, SpecError
+    from layerctl.suggest import missing_file_hint
+
+    if not Path(path).exists():
+        hint = missing_file_hint(path, suffixes=(".yaml", ".yml"))
+        raise SpecError("no such file", Location(path), hint)
 
 
 def load_plan(path: str):
@@ -46,8 +59,13 @@ def console(stderr: bool = False, width: int | None = None):
     terminal, so piped or captured tables are as wide as Keras prints them, not 80 columns."""
     from rich.console import Console
 
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits 1 here; the CLI handles a closed pipe once, for every writer (cli.py)
+            raise BrokenPipeError
+
     stream = sys.stderr if stderr else sys.stdout
-    console = Console(file=stream, highlight=False)
+    console = PipeConsole(file=stream, highlight=False)
     if width is not None and not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = width
     return console

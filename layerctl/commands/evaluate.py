@@ -48,7 +48,7 @@ def command(spec_path, weights_path, data, label, batch_size, as_json) -> None:
             raise SpecError("--label names a column of the --data file; give --data too")
         train, validation = load_training_data(spec, spec_path, None, plan)
         dataset = train if validation is None else validation
-    check_data(plan, spec, dataset)
+    check_data(plan, spec, dataset, spec_path=spec_path)
     check_model_fits(plan)  # before the graph allocates its weights
     graph = Graph(plan)
     load_weights_into(graph, weights_path)

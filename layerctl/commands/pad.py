@@ -78,7 +78,7 @@ def command(inputs, output, dataset, ints, maxlen, padding, truncating, value, d
                             progress=progress)
     if result.classes is not None and output.suffix == ".npy":
         raise click.UsageError("these samples have class labels: write OUT.npz (x, y, classes)")
-    _write(output, result)
+    _write(output, result, options)
     if vocab_out is not None:
         result.tokenizer.save(vocab_out)
     for name in result.empty_classes:
@@ -136,16 +136,21 @@ def _tokenizer(num_words, oov_token, lower, level, vocab_in):
     return tokenizer
 
 
-def _write(output: Path, result) -> None:
+def _write(output: Path, result, options) -> None:
     from layerctl.atomic import atomic_path
+    from layerctl.text.record import NPZ_KEY, pipeline_json
 
+    # the .npz remembers how its rows were made, for `train` to keep and `predict --text` to use
+    record = {NPZ_KEY: np.array(pipeline_json(result.tokenizer, options, result.x.shape[1],
+                                              result.classes))}
     with atomic_path(output) as temporary:
         if output.suffix == ".npy":
             np.save(temporary, result.x)
         elif result.classes is None:
-            np.savez(temporary, x=result.x)
+            np.savez(temporary, x=result.x, **record)
         else:
-            np.savez(temporary, x=result.x, y=result.y, classes=np.array(result.classes))
+            np.savez(temporary, x=result.x, y=result.y, classes=np.array(result.classes),
+                     **record)
 
 
 def _stderr_console():

@@ -37,7 +37,7 @@ def check_inputs(stream, plan) -> None:
 
 @click.command("predict")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path(dir_okay=False))
 @click.option(
     "--weights",
     "weights_path",
@@ -58,10 +58,15 @@ def check_inputs(stream, plan) -> None:
     "--classes",
     is_flag=True,
     help="Write the arg-max class of each output instead "
-    "of the output values (sigmoid outputs: 1 when > 0.5).",
+    "of the output values (sigmoid outputs: 1 when > 0.5), by name when the input .npz or the "
+    "run's text pipeline holds the class names.",
 )
+@click.option("--text", "texts", multiple=True, help="A text to tokenize and pad as the run's "
+              "`layerctl pad` did (its text.json beside --weights); repeatable.")
+@click.option("--text-file", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Texts, one per line (`-`: stdin), tokenized and padded like --text.")
 def command(spec_path, input_path, weights_path, output, key, label, batch_size,
-            classes) -> None:
+            classes, texts, text_file) -> None:
     """Predict with WEIGHTS on INPUT (.npy, .npz or .csv), in inference mode.
 
     Inputs are read and written batch by batch (.npy inputs are memory-mapped), so files larger
@@ -71,8 +76,9 @@ def command(spec_path, input_path, weights_path, output, key, label, batch_size,
     Example:
       layerctl predict specs/digits_cnn.yaml --weights runs/digits-cnn/weights.npz x.npy -o y.csv
       layerctl predict specs/text_cnn.yaml --weights w.npz lang.npz --classes
+      layerctl predict specs/text_cnn.yaml --weights runs/text-cnn/weights.npz \\
+          --text computer --text ordenador --classes
     """
-    import numpy as np
 
     from layerctl.commands.common import load_plan, prepare_compute
     from layerctl.data import open_inputs, output_format, write_outputs
@@ -82,6 +88,14 @@ def command(spec_path, input_path, weights_path, output, key, label, batch_size,
 
     prepare_compute()
     plan = load_plan(spec_path)
+    given = [name for name, v in (("INPUT", input_path), ("--text", texts),
+                                  ("--text-file", text_file)) if v]
+    if len(given) != 1:
+        raise click.UsageError("give INPUT, --text or --text-file" if not given
+                               else f"{' and '.join(given)}: give only one")
+    if texts or text_file:
+        predict_text(plan, list(texts), text_file, weights_path, output, batch_size, classes)
+        return
     if len(plan.inputs) > 1 or len(plan.outputs) > 1:
         predict_named(plan, input_path, weights_path, output, batch_size, classes)
         return
@@ -93,11 +107,13 @@ def command(spec_path, input_path, weights_path, output, key, label, batch_size,
     graph = Graph(plan)
     load_weights_into(graph, weights_path)
 
+    names = class_names(input_path, weights_path) if classes else None
+
     def outputs():
         for batch in stream.batches(batch_size):
             y = graph.forward(batch, training=False)
             if classes:
-                y = (y[..., 0] > 0.5).astype(np.int64) if y.shape[-1] == 1 else np.argmax(y, -1)
+                y = to_classes(y, names)
             yield y
 
     header = None
@@ -106,6 +122,69 @@ def command(spec_path, input_path, weights_path, output, key, label, batch_size,
     elif classes:
         header = ["class"]
     write_outputs(output, outputs(), total=stream.length, header=header)
+
+
+def class_names(input_path, weights_path) -> list[str] | None:
+    """Class names from the input .npz (`classes`, as `pad` writes), else from the run's text
+    pipeline beside the weights; None when neither has them."""
+    from layerctl.text import record
+
+    names = record.classes_from_npz(input_path) if str(input_path).endswith(".npz") else None
+    if names is None:
+        remembered = record.beside_weights(weights_path)
+        names = None if remembered is None else remembered.get("classes")
+    return names
+
+
+def to_classes(y, names: list[str] | None):
+    """Arg-max classes (sigmoid: 1 when > 0.5), as names when `names` covers them."""
+    import numpy as np
+
+    indices = (y[..., 0] > 0.5).astype(np.int64) if y.shape[-1] == 1 else np.argmax(y, -1)
+    if names is None or indices.size == 0 or int(indices.max()) >= len(names):
+        return indices
+    return np.asarray(names)[indices]
+
+
+def predict_text(plan, texts, text_file, weights_path, output, batch_size, classes) -> None:
+    """Texts -> rows through the run's remembered pipeline -> outputs (or class names)."""
+    import sys
+
+    from layerctl.data import output_format, write_outputs
+    from layerctl.errors import DataError
+    from layerctl.graph import Graph
+    from layerctl.text import record
+    from layerctl.weights import load_weights_into
+
+    remembered = record.beside_weights(weights_path)
+    if remembered is None:
+        raise DataError(f"{weights_path}: no text pipeline beside these weights "
+                        f"({record.RUN_FILE} in the run folder)",
+                        hint="train on the .npz `layerctl pad` writes, or pad the text yourself: "
+                             "`layerctl pad FILE --use-vocab VOCAB.json --maxlen N -o x.npz`")
+    if text_file is not None:
+        if text_file == "-":
+            texts = sys.stdin.read().splitlines()
+        else:
+            from pathlib import Path
+
+            from layerctl.data.files import existing_file
+
+            texts = existing_file(Path(text_file), text_file).read_text(
+                encoding="utf-8").splitlines()
+    if output is not None:
+        output_format(output)
+    x = record.encode(remembered, texts, str(weights_path))
+    graph = Graph(plan)
+    load_weights_into(graph, weights_path)
+    y = graph.predict(x, batch_size=batch_size)
+    header = None
+    if classes:
+        y = to_classes(y, remembered.get("classes"))
+        header = ["class"]
+    elif len(plan.output_shape) == 2:
+        header = [f"output_{i}" for i in range(plan.output_shape[1])]
+    write_outputs(output, iter([y]), total=len(y), header=header)
 
 
 def predict_named(plan, input_path, weights_path, output, batch_size, classes) -> None:

@@ -11,6 +11,7 @@ from layerctl.errors import LayerctlError, Location, Problem
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 IGNORE_MARKER = ".layerctlignore"  # a folder holding this file is skipped when found recursively
+NOT_FOUND = "no such file or folder"
 
 
 def discover(paths: tuple[str, ...]) -> tuple[list[Path], list[Problem]]:
@@ -24,7 +25,9 @@ def discover(paths: tuple[str, ...]) -> tuple[list[Path], list[Problem]]:
         elif path.exists() or path.is_symlink():
             files.append(path)  # a FIFO or device is refused when checked, never opened
         else:
-            problems.append(Problem("no such file or folder", Location(raw)))
+            from layerctl.suggest import missing_file_hint
+
+            problems.append(Problem(NOT_FOUND, Location(raw), missing_file_hint(raw.rstrip("/"))))
     return files, problems
 
 
@@ -111,7 +114,13 @@ def command(paths: tuple[str, ...], output_format: str) -> None:
         render = github_line if output_format == "github" else Problem.render
         for problem in problems:
             click.echo(render(problem))
-        invalid = len({p.location.file for p in problems if p.severity == "error" and p.location})
-        click.echo(f"{len(files)} spec(s) checked, {invalid} invalid", err=True)
+        missing = [p for p in problems if p.message == NOT_FOUND]
+        invalid = len({p.location.file for p in problems
+                       if p.severity == "error" and p.location and p.message != NOT_FOUND})
+        summary = f"{len(files)} spec(s) checked, {invalid} invalid"
+        if missing:
+            summary = (f"{summary}; " if files else "no spec checked: ") + (
+                f"{len(missing)} path(s) do not exist")
+        click.echo(summary, err=True)
     if failed:
         raise SystemExit(1)

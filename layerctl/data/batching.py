@@ -36,15 +36,18 @@ def split_validation(
             f"{dataset.name}: {count} samples are too few to split off a validation fraction "
             f"of {fraction}", hint="use more data, another fraction, or `validation: {path: ...}`"
         )
-    x, y = dataset.x, dataset.y
+    x, y, weights = dataset.x, dataset.y, dataset.sample_weight
     if seed is not None:
         order = np.random.default_rng(seed).permutation(count)
         x = _rows(x, order)
         y = None if y is None else _rows(y, order)
+        weights = None if weights is None else weights[order]
     head, tail = slice(None, split_at), slice(split_at, None)
-    train = Dataset(_rows(x, head), None if y is None else _rows(y, head), dataset.name)
+    train = Dataset(_rows(x, head), None if y is None else _rows(y, head), dataset.name,
+                    None if weights is None else weights[head])
     validation = Dataset(_rows(x, tail), None if y is None else _rows(y, tail),
-                         f"{dataset.name} (validation split)")
+                         f"{dataset.name} (validation split)",
+                         None if weights is None else weights[tail])
     return train, validation
 
 

@@ -35,10 +35,9 @@ def existing_file(path: Path, display: str) -> Path:
     if path.is_dir():
         raise DataError(f"{display} is a folder, not a data file")
     refuse_special(path, DataError, display)
-    hint = None
-    if path.parent.is_dir():
-        hint = did_you_mean(path.name, [p.name for p in path.parent.iterdir() if p.is_file()])
-    raise DataError(f"{display}: file not found", hint=hint)
+    from layerctl.suggest import missing_file_hint
+
+    raise DataError(f"{display}: file not found", hint=missing_file_hint(path))
 
 
 def describe_content(head: bytes) -> str:

@@ -51,6 +51,7 @@ class Dataset:
     x: np.ndarray | dict[str, np.ndarray]
     y: np.ndarray | dict[str, np.ndarray] | None
     name: str
+    sample_weight: np.ndarray | None = None  # one loss weight per sample (Keras's sample_weight)
 
     def __len__(self) -> int:
         first = next(iter(self.x.values())) if isinstance(self.x, dict) else self.x

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from layerctl.constraints import Constraint
 from layerctl.errors import DataError
@@ -33,8 +33,23 @@ class Embedding(Layer):
     input_length: PositiveInt | None = Field(
         default=None, description="Deprecated in Keras 3; read as input_shape: [input_length].")
 
+    weights: None = Field(
+        default=None, description="Keras 3's initial matrix; layerctl reads weights from files: "
+        "`layerctl train --initial-weights FILE.npz` with `<layer name>/embeddings`.")
+
     keras_class = "Embedding"
     integer_input = True
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _weights_come_from_files(cls, value):
+        if value is not None:
+            raise ValueError(
+                "`weights` (Keras 3's initial embedding matrix) is not read from a spec: save the "
+                "matrix, shape (input_dim, output_dim), in an .npz as `<layer name>/embeddings` "
+                "(e.g. `embedding/embeddings`) and pass "
+                "`layerctl train --initial-weights FILE.npz`")
+        return value
 
     def declared_input_shape(self) -> Shape | None:
         if self.input_shape is None and self.input_length is not None:

@@ -59,7 +59,7 @@ class _Pooling(SingleInputLayer):
     @classmethod
     def _padding_message(cls, value: Any) -> Any:
         if isinstance(value, str) and value not in ("valid", "same"):
-            raise ValueError("Argument padding must be either 'valid' or 'same'. "
+            raise ValueError("Argument `padding` must be either 'valid' or 'same'. "
                              f"Received: padding={value}")
         return value
 

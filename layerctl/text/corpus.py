@@ -166,12 +166,9 @@ def open_lines(source: str, stdin: BinaryIO | None = None) -> BinaryIO:
 
 
 def missing_hint(path: Path) -> str | None:
-    from layerctl.errors import did_you_mean
+    from layerctl.suggest import missing_file_hint
 
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        return None
-    return did_you_mean(path.name, [entry.name for entry in parent.iterdir()])
+    return missing_file_hint(path)
 
 
 def class_files(folders: Sequence[str], shuffle: bool = False, seed: int = 0) -> ClassFiles:

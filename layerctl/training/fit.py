@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from layerctl.data import Dataset, batches
-from layerctl.errors import Location, WeightsError
+from layerctl.errors import Location, SpecError, WeightsError
 from layerctl.graph import Graph
 from layerctl.training.adapt import adapt_layers
 from layerctl.training.callbacks import (
@@ -23,7 +23,12 @@ from layerctl.training.callbacks import (
     EarlyStoppingCallback,
     ReduceLROnPlateauCallback,
 )
-from layerctl.training.loop import NonFiniteLoss, Trainer, take
+from layerctl.training.loop import (
+    NonFiniteLoss,
+    Trainer,
+    class_weight_to_sample_weight,
+    take,
+)
 from layerctl.training.runs import (
     RunFolder,
     generator_state,
@@ -97,6 +102,11 @@ def fit(
         adapt_layers(graph, train.x, train_spec.batch_size)
     size = train_spec.batch_size
     steps = -(-len(train) // size)
+    weights = train.sample_weight
+    if train_spec.class_weight is not None:
+        if isinstance(train.y, dict):
+            raise SpecError("`class_weight` is only supported for Models with a single output.")
+        weights = class_weight_to_sample_weight(train.y, train_spec.class_weight)
     while position.epoch < train_spec.epochs:
         epoch = position.epoch
         if position.order is None:  # a new epoch: draw its order from the run's generator
@@ -115,7 +125,8 @@ def fit(
             index = position.order[position.batch * size : (position.batch + 1) * size]
             try:
                 loss = trainer.train_step(take(train.x, index), take(train.y, index), rng,
-                                          accumulator)
+                                          accumulator,
+                                          None if weights is None else weights[index])
             except NonFiniteLoss as error:
                 raise NonFiniteLoss(
                     f"epoch {epoch + 1}, batch {position.batch + 1}: {error.message}; training "
@@ -126,7 +137,8 @@ def fit(
             reporter.step(position.batch, loss)
         logs = {"epoch": epoch + 1, **accumulator.logs()}
         if validation is not None:
-            logs.update(trainer.evaluate(validation.x, validation.y, size).logs("val_"))
+            logs.update(trainer.evaluate(validation.x, validation.y, size,
+                                         validation.sample_weight).logs("val_"))
         logs["learning_rate"] = trainer.optimizer.learning_rate_now()
         result.history.append(logs)
         reporter.epoch_end(epoch, logs)

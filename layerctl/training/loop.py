@@ -117,6 +117,19 @@ def take(data: Any, index: Any) -> Any:
     return data[index]
 
 
+def class_weight_to_sample_weight(y: np.ndarray, class_weight: dict[int, float]) -> np.ndarray:
+    """Keras's rule: the class of a one-hot row is its argmax, of an integer label its rounded
+    value; a class missing from `class_weight` weighs 1."""
+    y = np.asarray(y)
+    if y.ndim > 1:
+        y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y[..., 0]
+    classes = np.round(y).astype(np.int64)
+    weights = np.ones(len(classes), np.float32)
+    for label, weight in class_weight.items():
+        weights[classes == int(label)] = weight
+    return weights
+
+
 def sample_count(data: Any) -> int:
     return len(next(iter(data.values()))) if isinstance(data, dict) else len(data)
 
@@ -156,21 +169,26 @@ class Trainer:
         return Accumulator(make_metrics(list(out.metrics), y_true_shape,
                                         self.graph.plan.shape_of(out.ref)))
 
-    def _loss(self, out, y: np.ndarray, output: np.ndarray,
-              fused: bool) -> tuple[float, np.ndarray]:
+    def _loss(self, out, y: np.ndarray, output: np.ndarray, fused: bool,
+              sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         mask = self.graph.output_masks.get(out.ref)
         if fused:
-            return fused_loss_and_gradient(out.loss, y, output, mask)
-        return loss_and_gradient(out.loss, y, output, mask)
+            return fused_loss_and_gradient(out.loss, y, output, mask, sample_weight)
+        return loss_and_gradient(out.loss, y, output, mask, sample_weight)
 
     def train_step(self, x: Any, y: Any, rng: np.random.Generator,
-                   accumulator: Accumulator | MultiAccumulator) -> float:
+                   accumulator: Accumulator | MultiAccumulator,
+                   sample_weight: np.ndarray | None = None) -> float:
+        """One step; `sample_weight` (one per sample, e.g. from `class_weight`) weights the
+        loss as Keras's `fit(sample_weight=...)` does (metrics stay unweighted, as Keras's
+        `metrics`; only its `weighted_metrics` would take them)."""
         graph = self.graph
         # Overflow shows up as a non-finite loss, reported below with what to do about it;
         # NumPy's RuntimeWarnings would only add noise to the terminal.
         with np.errstate(over="ignore", invalid="ignore"):
             output = graph.forward(x, training=True, rng=rng, logits=tuple(self.fused))
-            loss, d_output, per_output_loss = self._total(y, output, fused=True)
+            loss, d_output, per_output_loss = self._total(y, output, fused=True,
+                                                          sample_weight=sample_weight)
             loss += graph.activity_penalty + graph.penalty()
         if not math.isfinite(loss):
             raise NonFiniteLoss(f"the loss became {loss}")
@@ -181,15 +199,16 @@ class Trainer:
         self._update(accumulator, loss, y, output, per_output_loss, fused=True)
         return loss
 
-    def _total(self, y: Any, output: Any, fused: bool):
+    def _total(self, y: Any, output: Any, fused: bool, sample_weight: np.ndarray | None = None):
         """(total loss, d loss / d outputs, each output's own loss)."""
         if not self.several:
             out = self.outputs[0]
-            loss, d = self._loss(out, y, output, fused and out.ref in self.fused)
+            loss, d = self._loss(out, y, output, fused and out.ref in self.fused, sample_weight)
             return loss, d, [loss]
         total, grads, losses = 0.0, {}, []
         for out in self.outputs:
-            loss, d = self._loss(out, y[out.ref], output[out.ref], fused and out.ref in self.fused)
+            loss, d = self._loss(out, y[out.ref], output[out.ref], fused and out.ref in self.fused,
+                                 sample_weight)
             total += out.weight * loss
             grads[out.ref] = d * d.dtype.type(out.weight)
             losses.append(loss)
@@ -210,15 +229,19 @@ class Trainer:
             accumulator.outputs[out.ref].update(own, y[out.ref], y_pred,
                                                 self.graph.output_masks.get(out.ref))
 
-    def evaluate(self, x: Any, y: Any, batch_size: int) -> Accumulator | MultiAccumulator:
-        """Inference-mode loss (with penalties, as Keras reports it) and metrics over all of x."""
+    def evaluate(self, x: Any, y: Any, batch_size: int,
+                 sample_weight: np.ndarray | None = None) -> Accumulator | MultiAccumulator:
+        """Inference-mode loss (with penalties, as Keras reports it) and metrics over all of x;
+        `sample_weight` weights the loss (Keras's `evaluate(sample_weight=...)`)."""
         accumulator = self.accumulator(y)
         penalty = self.graph.penalty()
         for start in range(0, sample_count(x), batch_size):
             rows = slice(start, start + batch_size)
             xb, yb = take(x, rows), take(y, rows)
             output = self.graph.forward(xb, training=False)
-            loss, _, per_output_loss = self._total(yb, output, fused=False)
+            weights = None if sample_weight is None else sample_weight[rows]
+            loss, _, per_output_loss = self._total(yb, output, fused=False,
+                                                   sample_weight=weights)
             self._update(accumulator, loss + penalty + self.graph.activity_penalty, yb, output,
                          per_output_loss, fused=False)
         return accumulator

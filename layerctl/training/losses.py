@@ -250,11 +250,15 @@ raises pydantic's ValidationError (the spec loader locates it)."""
 
 
 def loss_and_gradient(spec: LossModel, y_true: Any, y_pred: np.ndarray,
-                      mask: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                      mask: np.ndarray | None = None,
+                      sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """The reduced loss and its gradient with respect to `y_pred` (same shape and dtype).
 
     `mask` (bool, or 0/1) marks the valid entries of the per-entry losses, i.e. `y_pred`'s shape
-    without the class axis, e.g. `(batch, timesteps)` for a sequence output.
+    without the class axis, e.g. `(batch, timesteps)` for a sequence output. `sample_weight`
+    (one per sample) multiplies each sample's entries, as Keras's `reduce_weighted_values`:
+    "sum_over_batch_size" still divides by the number of (valid) entries, not by the weights'
+    sum; only "mean_with_sample_weight" divides by the sum of the (masked) weights.
     """
     y_pred = np.asarray(y_pred)
     if y_pred.dtype.kind != "f":
@@ -270,6 +274,12 @@ def loss_and_gradient(spec: LossModel, y_true: Any, y_pred: np.ndarray,
     else:
         weights = weights.astype(values.dtype)
         count = np.sum(weights)
+    if sample_weight is not None:
+        per_sample = np.asarray(sample_weight, values.dtype).reshape(
+            (len(values),) + (1,) * (values.ndim - 1))
+        weights = weights * per_sample
+        if spec.reduction == "mean_with_sample_weight":
+            count = np.sum(weights)
     divisor = 1 if spec.reduction == "sum" else count
     if divisor == 0:
         return 0.0, np.zeros_like(y_pred)
@@ -299,12 +309,14 @@ def fused_output_activation(spec: LossModel, activation_name: str | None) -> boo
 
 
 def fused_loss_and_gradient(spec: LossModel, y_true: Any, logits: np.ndarray,
-                            mask: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                            mask: np.ndarray | None = None,
+                            sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """`loss_and_gradient` of the probability loss `spec` composed with the final activation
     `fused_output_activation` allowed, taking the logits and returning `d loss / d logits`."""
     if getattr(spec, "from_logits", True):
         raise ValueError(f"{spec.type} with these arguments has no fused logits form")
-    return loss_and_gradient(spec.model_copy(update={"from_logits": True}), y_true, logits, mask)
+    return loss_and_gradient(spec.model_copy(update={"from_logits": True}), y_true, logits, mask,
+                             sample_weight)
 
 
 def align_mask(mask: Any, shape: tuple[int, ...]) -> np.ndarray:

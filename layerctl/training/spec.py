@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Strict, Tag
+from pydantic import Discriminator, Field, Strict, Tag, model_validator
 
 from layerctl.config import Frozen, by_name_or_mapping
 from layerctl.data.sources import DataSource, Validation
 from layerctl.training.losses import Loss
-from layerctl.training.metrics import MetricName
+from layerctl.training.metrics import MetricEntry
 from layerctl.training.optimizers import Optimizer
 
 PositiveInt = Annotated[int, Strict(), Field(gt=0)]
@@ -44,9 +44,9 @@ LossForms = Annotated[
     Discriminator(_per_output_form)]
 MetricForms = Annotated[
     Union[  # noqa: UP007
-        Annotated[list[MetricName], Tag("one")], Annotated[list[MetricName], Tag("in_order")],
-        Annotated[dict[str, list[MetricName]], Tag("by_output")],
-        Annotated[list[list[MetricName]], Tag("lists")]],
+        Annotated[list[MetricEntry], Tag("one")], Annotated[list[MetricEntry], Tag("in_order")],
+        Annotated[dict[str, list[MetricEntry]], Tag("by_output")],
+        Annotated[list[list[MetricEntry]], Tag("lists")]],
     Discriminator(_per_output_form)]
 
 
@@ -110,3 +110,18 @@ class TrainSpec(Frozen):
     seed: NonNegativeInt = 0
     dtype: Literal["float32", "float64"] = "float32"
     callbacks: list[Callback] = Field(default_factory=list)
+    class_weight: dict[int, Number] | None = Field(
+        default=None, description="Keras's class_weight: {class: weight}; a class not listed "
+        "weighs 1. Weights the training loss only.")
+    sample_weight: str | None = Field(
+        default=None, description="The CSV column or .npz array holding one weight per sample "
+        "(Keras's sample_weight); a validation split keeps its part of them.")
+    verbose: Literal["auto", 0, 1, 2] = Field(
+        default="auto", description="Keras's verbose: 0 silent, 1 progress bar, 2 one line per "
+        "epoch; auto: a progress bar on a terminal, else one line per epoch.")
+
+    @model_validator(mode="after")
+    def _one_kind_of_weights(self) -> TrainSpec:
+        if self.class_weight is not None and self.sample_weight is not None:
+            raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
+        return self
