@@ -10,6 +10,11 @@ from typing import Annotated, Any, Union
 from pydantic import Discriminator, Tag
 
 from layerctl.config import type_names
+from layerctl.layers.attention import (  # attention family
+    AdditiveAttention,
+    Attention,
+    MultiHeadAttention,
+)
 from layerctl.layers.base import IncompatibleShape, Layer, Shape, WeightSpec, format_shape
 from layerctl.layers.convolutional import Conv1D, Conv2D
 from layerctl.layers.core import Activation, Dense, Dropout, Flatten, Masking
@@ -28,6 +33,7 @@ LAYER_CLASSES: tuple[type[Layer], ...] = (
     Dense, Activation, BatchNormalization, Dropout, Masking, Flatten, MaxPool, MaxPooling1D,
     MaxPooling2D, GlobalMaxPooling1D, Conv1D, Conv2D, Embedding, LSTM, Add, Concatenate,
     LayerNormalization, GroupNormalization, UnitNormalization,  # normalization family
+    MultiHeadAttention, Attention, AdditiveAttention,  # attention family
 )
 
 # Every accepted spelling of `type:` -> the class it selects.

@@ -1,0 +1,344 @@
+"""MultiHeadAttention: `num_heads` scaled dot-product attentions of learned projections.
+
+For query (B, T, dq), value (B, S, dv) and key (B, S, dk) (key defaults to value):
+
+    q = query·Wq + bq  (B, T, N, key_dim)     k = key·Wk + bk  (B, S, N, key_dim)
+    v = value·Wv + bv  (B, S, N, value_dim)
+    a = softmax(q·kᵀ / sqrt(key_dim), masked)  (B, N, T, S)
+    y = (a·v)·Wo + bo  (B, T, *output_shape), output_shape defaulting to (dq,)
+
+with Keras 3's EinsumDense weights: `query/kernel` (dq, N, key_dim), `query/bias` (N, key_dim),
+the same for `key` and `value` (value_dim), `attention_output/kernel` (N, value_dim,
+*output_shape) and `attention_output/bias` (*output_shape). Every head runs in one batched
+matmul. The mask of a position pair is the AND of the query's mask (over T), the value's and the
+key's (over S), the causal mask (`use_causal_mask`) and an `attention_mask` input (B, T, S);
+the output carries the query's mask. Dropout (training only) drops attention weights.
+
+A query row with every position masked softmaxes to a uniform row. Keras zeroes such a row when
+it computes the scores itself (dropout > 0 or `return_attention_scores`) and keeps it uniform
+when it calls the fused `ops.dot_product_attention` (the other cases); layerctl does the same.
+Its gradient is the true derivative there (none with respect to the scores), where Keras's
+autograd of the fused path differentiates the softmax of the uniform row.
+"""
+
+from __future__ import annotations
+
+from math import sqrt
+from typing import Annotated, Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, Strict, field_validator
+
+from layerctl.constraints import Constraint
+from layerctl.initializers import Initializer
+from layerctl.layers.attention import scores
+from layerctl.layers.base import IncompatibleShape, Layer, Rate, Shape, WeightSpec, format_shape
+from layerctl.regularizers import Regularizer
+
+PROJECTIONS = ("query", "key", "value")
+
+
+def _positive(argument: str, value: Any, *, optional: bool = False) -> Any:
+    if value is None and optional:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        expected = "a positive integer or `None`" if optional else "a positive integer"
+        raise ValueError(f"Received an invalid value for argument `{argument}`, expected "
+                         f"{expected}. Received: {argument}={value}")
+    return value
+
+
+class MultiHeadAttention(Layer):
+    """Multi-head attention of `query` over `value` (and `key`), Keras 3's layer.
+
+    Inputs: `[query, value]`, `[query, value, key]` or a mapping with `query`, `value`, `key`,
+    `attention_mask`. Outputs: the attention output (B, T, *output_shape) and, with
+    `return_attention_scores`, the attention weights (B, num_heads, T, S).
+    """
+
+    type: Literal["MultiHeadAttention"]
+    num_heads: int = Field(description="Number of attention heads.")
+    key_dim: int = Field(description="Size of each head for query and key.")
+    value_dim: int | None = Field(default=None, description="Size of each head for value; "
+                                  "default key_dim.")
+    dropout: Rate = Field(default=0.0, description="Dropout of the attention weights "
+                          "(training only).")
+    use_bias: bool = True
+    projection_shape: int | list[Annotated[int, Strict(), Field(gt=0)]] | None = Field(
+        default=None, alias="output_shape",
+        description="Shape of the output without the batch and query axes; default the "
+        "query's last size.")
+    attention_axes: int | list[int] | None = Field(
+        default=None, description="Axes attention runs over; the default (the sequence axis) "
+        "is the one supported.")
+    kernel_initializer: Initializer = "glorot_uniform"
+    bias_initializer: Initializer = "zeros"
+    kernel_regularizer: Regularizer | None = None
+    bias_regularizer: Regularizer | None = None
+    kernel_constraint: Constraint | None = None
+    bias_constraint: Constraint | None = None
+    seed: int | None = None
+    return_attention_scores: bool = Field(
+        default=False, description="A second output: the attention weights (B, heads, T, S); "
+        "a Keras call argument.")
+    use_causal_mask: bool = Field(
+        default=False, description="Position t attends to positions <= t only; a Keras call "
+        "argument.")
+
+    keras_class = "MultiHeadAttention"
+    supports_masking = True
+    reads_mask = True
+    min_inputs = 2
+    max_inputs = 4
+    call_arguments = ("query", "value", "key", "attention_mask")
+    keras_call_options: ClassVar[tuple[str, ...]] = ("return_attention_scores",
+                                                     "use_causal_mask")
+
+    @field_validator("num_heads", "key_dim", mode="before")
+    @classmethod
+    def _positive_sizes(cls, value: Any, info) -> Any:
+        return _positive(info.field_name, value)
+
+    @field_validator("value_dim", mode="before")
+    @classmethod
+    def _value_dim(cls, value: Any) -> Any:
+        return _positive("value_dim", value, optional=True)
+
+    @field_validator("dropout", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= 1:
+            raise ValueError("Invalid value received for argument rate. Expected a float value "
+                             f"between 0 and 1. Received: rate={value}")
+        return value
+
+    @field_validator("projection_shape", mode="before")
+    @classmethod
+    def _output_shape(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, int | list | tuple):
+            raise ValueError(f"Invalid `output_shape`: {value}. When specified, the "
+                             "`output_shape` should be of type tuple, list, or int.")
+        return value
+
+    @field_validator("attention_axes", mode="before")
+    @classmethod
+    def _attention_axes(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, int | list | tuple):
+            raise ValueError("`attention_axes` must be an int, list, or tuple."
+                             f"Received: attention_axes={value}")
+        if isinstance(value, int):
+            value = [value]
+        # the one layout supported: rank-3 inputs attend over their sequence axis; the axis
+        # is counted in the projected (B, T, N, key_dim) tensor, as Keras counts it
+        if value is not None and [a % 3 if a < 0 else a for a in value] != [1]:
+            raise ValueError(f"attention_axes={value} is not supported: layerctl attends over "
+                             "the sequence axis of (batch, sequence, features) inputs only "
+                             "(attention_axes: null or 1)")
+        return value
+
+    # ---- shapes and weights ------------------------------------------------------------
+    @property
+    def head_value_dim(self) -> int:
+        return self.value_dim or self.key_dim
+
+    @property
+    def fused(self) -> bool:
+        """Whether Keras computes this layer with `ops.dot_product_attention` (so a fully
+        masked row stays uniform) rather than its own einsums and masked Softmax."""
+        return self.dropout == 0 and not self.return_attention_scores
+
+    def input_roles(self, count: int) -> tuple[str, ...]:
+        """Each input's call argument (positional order when the layer is used unbound)."""
+        return self.roles or self.call_arguments[:count]
+
+    def _arranged(self, inputs: list) -> dict[str, Any]:
+        """The inputs by call argument (key defaulting to value)."""
+        named = dict(zip(self.input_roles(len(inputs)), inputs, strict=True))
+        named.setdefault("key", named.get("value"))
+        return named
+
+    def _projected_shape(self, query_shape: Shape) -> tuple[int | None, ...]:
+        if self.projection_shape is None:
+            return (query_shape[-1],)
+        shape = self.projection_shape
+        return (shape,) if isinstance(shape, int) else tuple(shape)
+
+    def output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
+        shapes = self._arranged(input_shapes)
+        if "query" not in shapes or "value" not in shapes:
+            raise IncompatibleShape("MultiHeadAttention needs a `query` and a `value` input; "
+                                    f"got {', '.join(shapes)}")
+        query, value, key = shapes["query"], shapes["value"], shapes["key"]
+        for name, shape in (("query", query), ("value", value), ("key", key)):
+            if len(shape) != 3:
+                raise IncompatibleShape(
+                    f"layerctl's MultiHeadAttention takes (batch, sequence, features) inputs; "
+                    f"`{name}` has shape {format_shape(shape)}")
+        if value[1:-1] != key[1:-1]:
+            raise IncompatibleShape(
+                "All dimensions of `value` and `key`, except the last one, must be equal. "
+                f"Received: value_shape={format_shape(value)} and "
+                f"key_shape={format_shape(key)}")
+        if None in (query[-1], value[-1], key[-1]):
+            raise IncompatibleShape("the last (feature) axis of query, value and key must be "
+                                    "known to build the projections")
+        mask = shapes.get("attention_mask")
+        if mask is not None and (len(mask) not in (2, 3) or any(
+                a is not None and b is not None and a != b
+                for a, b in zip(mask[::-1], (value[1], query[1]), strict=False))):
+            raise IncompatibleShape(
+                f"`attention_mask` of shape {format_shape(mask)} does not broadcast to "
+                f"(batch, query steps, value steps) = (None, {query[1]}, {value[1]})")
+        outputs = [query[:-1] + self._projected_shape(query)]
+        if self.return_attention_scores:
+            outputs.append((query[0], self.num_heads, query[1], value[1]))
+        return outputs
+
+    def output_shape(self, input_shapes: list[Shape]) -> Shape:
+        return self.output_shapes(input_shapes)[0]
+
+    def weight_specs(self, input_shapes: list[Shape]) -> list[WeightSpec]:
+        shapes = self._arranged(input_shapes)
+        heads, out = self.num_heads, self._projected_shape(shapes["query"])
+        specs = []
+        for name in PROJECTIONS:
+            size = self.head_value_dim if name == "value" else self.key_dim
+            specs.append(self._kernel(f"{name}/kernel", (shapes[name][-1], heads, size)))
+            if self.use_bias:
+                specs.append(self._bias(f"{name}/bias", (heads, size)))
+        specs.append(self._kernel("attention_output/kernel", (heads, self.head_value_dim, *out)))
+        if self.use_bias:
+            specs.append(self._bias("attention_output/bias", out))
+        return specs
+
+    def _kernel(self, name: str, shape: tuple[int, ...]) -> WeightSpec:
+        return WeightSpec(name, shape, initializer=self.kernel_initializer,
+                          regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+
+    def _bias(self, name: str, shape: tuple[int, ...]) -> WeightSpec:
+        return WeightSpec(name, shape, initializer=self.bias_initializer,
+                          regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+
+    # ---- masks ---------------------------------------------------------------------------
+    def output_mask(self, xs: list, masks: list) -> Any:
+        query_mask = self._arranged(masks).get("query")
+        if self.return_attention_scores:
+            return [query_mask, None]
+        return query_mask
+
+    def attention_mask(self, xs: dict, masks: dict) -> np.ndarray | None:
+        """(B or 1, T, S) bool, or None: Keras's `_compute_attention_mask`."""
+        query_mask, value_mask = scores.as_bool(masks.get("query")), scores.as_bool(
+            masks.get("value"))
+        key_mask = scores.as_bool(masks.get("key"))
+        joined = scores.join(
+            None if query_mask is None else query_mask[:, :, None],
+            None if value_mask is None else value_mask[:, None, :],
+            None if key_mask is None else key_mask[:, None, :],
+            scores.causal_mask(xs["query"].shape[1], xs["value"].shape[1])
+            if self.use_causal_mask else None)
+        explicit = scores.as_bool(xs.get("attention_mask"))
+        if explicit is not None and explicit.ndim == 2:
+            explicit = explicit[None]
+        return scores.join(explicit, joined)
+
+    def keras_call(self, keras_layer: Any, tensors: list) -> Any:
+        """Call the Keras layer as Keras takes it: tensors by argument, call options too."""
+        named = dict(zip(self.input_roles(len(tensors)), tensors, strict=True))
+        return keras_layer(named["query"], named["value"], key=named.get("key"),
+                           attention_mask=named.get("attention_mask"),
+                           return_attention_scores=self.return_attention_scores,
+                           use_causal_mask=self.use_causal_mask)
+
+    # ---- math ----------------------------------------------------------------------------
+    def forward(self, weights, xs, masks, training, rng):
+        roles = self.input_roles(len(xs))
+        named, named_masks = self._arranged(xs), self._arranged(masks)
+        if "key" not in roles:  # Keras ignores the key's mask when the key is the value
+            named_masks["key"] = None
+        query, key, value = named["query"], named["key"], named["value"]
+        batch, steps = query.shape[:2]
+        heads, head_dim = self.num_heads, self.key_dim
+        q = self._project(weights, "query", query, head_dim)  # (B, N, T, key_dim)
+        k = self._project(weights, "key", key, head_dim)  # (B, N, S, key_dim)
+        v = self._project(weights, "value", value, self.head_value_dim)
+        q *= q.dtype.type(1.0 / sqrt(float(head_dim)))
+        logits = np.matmul(q, k.transpose(0, 1, 3, 2))  # (B, N, T, S)
+        mask = self.attention_mask(named, named_masks)
+        if mask is not None:
+            mask = mask[:, None]  # broadcast over heads
+            np.copyto(logits, logits.dtype.type(scores.LARGE_NEGATIVE), where=~mask)
+        probabilities = scores.softmax(logits)
+        if mask is not None and not self.fused:
+            probabilities *= mask  # Keras's Softmax zeroes rows with every position masked
+        keep = None
+        if training and self.dropout > 0:
+            keep = scores.dropout_keep(rng, probabilities.shape, self.dropout, query.dtype)
+        used = probabilities if keep is None else probabilities * keep
+        heads_out = np.matmul(used, v)  # (B, N, T, value_dim)
+        joined = heads_out.transpose(0, 2, 1, 3).reshape(batch * steps, -1)
+        kernel = weights["attention_output/kernel"]
+        y = joined @ kernel.reshape(heads * self.head_value_dim, -1)
+        if self.use_bias:
+            y += weights["attention_output/bias"].reshape(-1)
+        y = y.reshape(batch, steps, *kernel.shape[2:])
+        cache = (roles, named, q, k, v, probabilities, keep, used, joined, mask)
+        if self.return_attention_scores:
+            return (y, probabilities), cache
+        return y, cache
+
+    def _project(self, weights, name: str, x: np.ndarray, size: int) -> np.ndarray:
+        """x (B, L, d) · kernel (d, N, size) + bias -> (B, N, L, size)."""
+        batch, steps, features = x.shape
+        y = x.reshape(-1, features) @ weights[f"{name}/kernel"].reshape(features, -1)
+        if self.use_bias:
+            y += weights[f"{name}/bias"].reshape(-1)
+        return y.reshape(batch, steps, self.num_heads, size).transpose(0, 2, 1, 3)
+
+    def backward(self, weights, cache, dy):
+        roles, named, q, k, v, probabilities, keep, used, joined, mask = cache
+        if self.return_attention_scores:
+            dy, d_probabilities_out = dy
+        else:
+            d_probabilities_out = None
+        query = named["query"]
+        batch, steps = query.shape[:2]
+        heads = self.num_heads
+        grads: dict[str, np.ndarray] = {}
+        kernel = weights["attention_output/kernel"]
+        dy_rows = dy.reshape(batch * steps, -1)
+        grads["attention_output/kernel"] = (joined.T @ dy_rows).reshape(kernel.shape)
+        if self.use_bias:
+            grads["attention_output/bias"] = dy_rows.sum(axis=0).reshape(kernel.shape[2:])
+        d_heads = (dy_rows @ kernel.reshape(heads * self.head_value_dim, -1).T).reshape(
+            batch, steps, heads, -1).transpose(0, 2, 1, 3)
+        d_v = np.matmul(used.transpose(0, 1, 3, 2), d_heads)
+        d_probabilities = np.matmul(d_heads, v.transpose(0, 1, 3, 2))
+        if keep is not None:
+            d_probabilities *= keep
+        if d_probabilities_out is not None:
+            d_probabilities += d_probabilities_out
+        if mask is not None and not self.fused:
+            d_probabilities *= mask
+        d_logits = scores.softmax_backward(probabilities, d_probabilities)
+        if mask is not None:
+            d_logits *= mask  # masked logits were replaced by a constant
+        d_q = np.matmul(d_logits, k)  # d of the scaled q
+        d_k = np.matmul(d_logits.transpose(0, 1, 3, 2), q)
+        d_q *= d_q.dtype.type(1.0 / sqrt(float(self.key_dim)))
+        dxs = {}
+        for name, d in (("query", d_q), ("key", d_k), ("value", d_v)):
+            dxs[name] = self._project_backward(weights, name, named[name], d, grads)
+        if "key" not in roles:  # the key was the value
+            dxs["value"] = dxs["value"] + dxs.pop("key")
+        return [dxs.get(role) for role in roles], grads
+
+    def _project_backward(self, weights, name: str, x: np.ndarray, d: np.ndarray,
+                          grads: dict) -> np.ndarray:
+        features = x.shape[-1]
+        d_rows = d.transpose(0, 2, 1, 3).reshape(x.shape[0] * x.shape[1], -1)
+        kernel = weights[f"{name}/kernel"]
+        grads[f"{name}/kernel"] = (x.reshape(-1, features).T @ d_rows).reshape(kernel.shape)
+        if self.use_bias:
+            grads[f"{name}/bias"] = d_rows.sum(axis=0).reshape(kernel.shape[1:])
+        return (d_rows @ kernel.reshape(features, -1).T).reshape(x.shape)
