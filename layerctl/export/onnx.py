@@ -24,6 +24,7 @@ from onnx import helper
 
 from layerctl import __version__
 from layerctl.export import DEFAULT_OPSET, ExportError
+from layerctl.export.onnx_attention import ATTENTION_CONVERTERS
 from layerctl.export.onnx_graph import BOOL, FLOAT, INT64, OnnxGraph, activation
 from layerctl.export.onnx_lstm import lstm
 from layerctl.export.onnx_normalization import NORMALIZATION_CONVERTERS
@@ -328,3 +329,4 @@ CONVERTERS: dict[str, Converter] = {
     "Concatenate": _concatenate,
 }
 CONVERTERS.update(NORMALIZATION_CONVERTERS)
+CONVERTERS.update(ATTENTION_CONVERTERS)
