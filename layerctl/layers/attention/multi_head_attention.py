@@ -256,12 +256,11 @@ class MultiHeadAttention(Layer):
         named, named_masks = self._arranged(xs), self._arranged(masks)
         if "key" not in roles:  # Keras ignores the key's mask when the key is the value
             named_masks["key"] = None
-        query, key, value = named["query"], named["key"], named["value"]
+        query = named["query"]
         batch, steps = query.shape[:2]
         heads, head_dim = self.num_heads, self.key_dim
-        q = self._project(weights, "query", query, head_dim)  # (B, N, T, key_dim)
-        k = self._project(weights, "key", key, head_dim)  # (B, N, S, key_dim)
-        v = self._project(weights, "value", value, self.head_value_dim)
+        projected = self._project(weights, named)
+        q, k, v = projected["query"], projected["key"], projected["value"]  # (B, N, L, size)
         q *= q.dtype.type(1.0 / sqrt(float(head_dim)))
         logits = np.matmul(q, k.transpose(0, 1, 3, 2))  # (B, N, T, S)
         mask = self.attention_mask(named, named_masks)
@@ -287,13 +286,40 @@ class MultiHeadAttention(Layer):
             return (y, probabilities), cache
         return y, cache
 
-    def _project(self, weights, name: str, x: np.ndarray, size: int) -> np.ndarray:
-        """x (B, L, d) · kernel (d, N, size) + bias -> (B, N, L, size)."""
-        batch, steps, features = x.shape
-        y = x.reshape(-1, features) @ weights[f"{name}/kernel"].reshape(features, -1)
-        if self.use_bias:
-            y += weights[f"{name}/bias"].reshape(-1)
-        return y.reshape(batch, steps, self.num_heads, size).transpose(0, 2, 1, 3)
+    def _sharing(self, named: dict) -> list[tuple[str, ...]]:
+        """The projections grouped by the array they read: self-attention (query, key and value
+        one tensor) projects with one matmul of the joined kernels, as does a key that is the
+        value."""
+        groups: list[list[str]] = []
+        for name in PROJECTIONS:
+            group = next((g for g in groups if named[g[0]] is named[name]), None)
+            if group is None:
+                groups.append([name])
+            else:
+                group.append(name)
+        return [tuple(g) for g in groups]
+
+    def _joined(self, weights, group: tuple[str, ...], part: str, rows: int) -> np.ndarray:
+        pieces = [weights[f"{name}/{part}"].reshape(rows, -1) for name in group]
+        return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
+
+    def _project(self, weights, named: dict) -> dict[str, np.ndarray]:
+        """query, key, value: x (B, L, d) · kernel (d, N, size) + bias -> (B, N, L, size)."""
+        projected = {}
+        for group in self._sharing(named):
+            x = named[group[0]]
+            batch, steps, features = x.shape
+            y = x.reshape(-1, features) @ self._joined(weights, group, "kernel", features)
+            if self.use_bias:
+                y += self._joined(weights, group, "bias", 1).reshape(-1)
+            start = 0
+            for name in group:
+                size = self.head_value_dim if name == "value" else self.key_dim
+                stop = start + self.num_heads * size
+                projected[name] = y[:, start:stop].reshape(
+                    batch, steps, self.num_heads, size).transpose(0, 2, 1, 3)
+                start = stop
+        return projected
 
     def backward(self, weights, cache, dy):
         roles, named, q, k, v, probabilities, keep, used, joined, mask = cache
@@ -326,19 +352,34 @@ class MultiHeadAttention(Layer):
         d_q = np.matmul(d_logits, k)  # d of the scaled q
         d_k = np.matmul(d_logits.transpose(0, 1, 3, 2), q)
         d_q *= d_q.dtype.type(1.0 / sqrt(float(self.key_dim)))
-        dxs = {}
-        for name, d in (("query", d_q), ("key", d_k), ("value", d_v)):
-            dxs[name] = self._project_backward(weights, name, named[name], d, grads)
-        if "key" not in roles:  # the key was the value
-            dxs["value"] = dxs["value"] + dxs.pop("key")
+        dxs = self._project_backward(weights, named, {"query": d_q, "key": d_k, "value": d_v},
+                                     roles, grads)
         return [dxs.get(role) for role in roles], grads
 
-    def _project_backward(self, weights, name: str, x: np.ndarray, d: np.ndarray,
-                          grads: dict) -> np.ndarray:
-        features = x.shape[-1]
-        d_rows = d.transpose(0, 2, 1, 3).reshape(x.shape[0] * x.shape[1], -1)
-        kernel = weights[f"{name}/kernel"]
-        grads[f"{name}/kernel"] = (x.reshape(-1, features).T @ d_rows).reshape(kernel.shape)
-        if self.use_bias:
-            grads[f"{name}/bias"] = d_rows.sum(axis=0).reshape(kernel.shape[1:])
-        return (d_rows @ kernel.reshape(features, -1).T).reshape(x.shape)
+    def _project_backward(self, weights, named: dict, d_projected: dict, roles: tuple,
+                          grads: dict) -> dict[str, np.ndarray]:
+        """Kernel and bias gradients of the projections, and d input of each projected array,
+        given to the first of its call arguments among `roles` (an input read twice, as in
+        `[x, x]`, takes its whole gradient at its first use; the graph adds them up)."""
+        dxs = {}
+        for group in self._sharing(named):
+            x = named[group[0]]
+            features = x.shape[-1]
+            pieces = [d_projected[name].transpose(0, 2, 1, 3).reshape(x.shape[0] * x.shape[1], -1)
+                      for name in group]
+            d_rows = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
+            d_kernel = x.reshape(-1, features).T @ d_rows
+            d_bias = d_rows.sum(axis=0) if self.use_bias else None
+            start = 0
+            for name, piece in zip(group, pieces, strict=True):
+                stop = start + piece.shape[1]
+                kernel = weights[f"{name}/kernel"]
+                grads[f"{name}/kernel"] = d_kernel[:, start:stop].reshape(kernel.shape)
+                if d_bias is not None:
+                    grads[f"{name}/bias"] = d_bias[start:stop].reshape(kernel.shape[1:])
+                start = stop
+            taker = next(role for role in ("query", "value", "key")
+                         if role in group and role in roles)
+            dxs[taker] = (d_rows @ self._joined(weights, group, "kernel", features).T).reshape(
+                x.shape)
+        return dxs
