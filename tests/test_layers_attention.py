@@ -352,15 +352,17 @@ PREAMBLE = """  - {type: Masking, name: qm, inputs: [q]}
 """
 
 
-def oracle_plan(case: str):
-    """The case's layer on the model inputs, through the preamble layers it names only."""
-    layer, inputs = ORACLE_CASES[case]
+def oracle_plan(case: str, after: str = ""):
+    """The case's layer on the model inputs, through the preamble layers it names only (and
+    the `after` layers following it)."""
+    layer, inputs = ORACLE_CASES[case] if case in ORACLE_CASES else case
     used = set(re.findall(r"\w+", inputs)) | ({"vq"} if "vqm" in inputs else set())
     preamble = "".join(line + "\n" for line in PREAMBLE.splitlines()
                        if re.search(r"name: (\w+)", line)[1] in used)
     scores = "return_attention_scores: true" in layer
+    outputs = "outputs: [att, att.1]\n" if scores else "outputs: [att]\n"
     return plan_of(INPUTS + "layers:\n" + preamble + f"  - {layer[:-1]}, inputs: {inputs}}}\n"
-                   + ("outputs: [att, att.1]\n" if scores else "outputs: [att]\n"))
+                   + (after + "outputs: [lstm]\n" if after else outputs))
 
 
 def oracle_inputs(plan, seed=1) -> dict[str, np.ndarray]:
@@ -509,3 +511,19 @@ def test_transformer_spec_trains_above_chance(tmp_path):
     header, *rows = (tmp_path / "run/history.csv").read_text().splitlines()
     last = dict(zip(header.split(","), map(float, rows[-1].split(",")), strict=True))
     assert last["val_accuracy"] > 0.6  # chance: 0.25 (four languages)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("layer", [
+    "{type: MultiHeadAttention, name: att, num_heads: 2, key_dim: 3}",
+    "{type: AdditiveAttention, name: att}"])
+@pytest.mark.parametrize("inputs", ["[qm, vqm]", "[q, vqm]"], ids=["query-masked",
+                                                                 "value-masked"])
+def test_output_mask_feeds_an_lstm_in_onnx_and_keras(layer, inputs, tmp_path):
+    """An LSTM after the attention reads the query's mask (none when only the value is
+    masked), in the graph, in ONNX Runtime and in the reloaded Keras model."""
+    plan = oracle_plan((layer, inputs), after="  - {type: LSTM, name: lstm, units: 3}\n")
+    graph = oracle_graph(plan)
+    x = oracle_inputs(plan)
+    check_onnx(plan, tmp_path, x=x, graph=graph)
+    check_keras(plan, tmp_path, x=x)

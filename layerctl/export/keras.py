@@ -176,11 +176,12 @@ def _copy_weights(model, weights: Mapping[str, np.ndarray], prefix: str) -> None
 
 
 def weight_name(layer, variable) -> str:
-    """A Keras variable's name within its layer, as layerctl keys it: `kernel`, or
-    `query/kernel` for a variable of a sublayer (MultiHeadAttention's projections)."""
-    if variable.path.endswith(f"{layer.name}/{variable.name}"):
-        return variable.name
-    return "/".join(variable.path.split("/")[-2:])
+    """A Keras variable's name within its layer, as layerctl keys it (DESIGN §3b): its path
+    below the layer's without a recurrent `…_cell` segment, so `kernel` (`lstm/lstm_cell/kernel`),
+    or `query/kernel` for a sublayer's variable (MultiHeadAttention's projections)."""
+    inner = variable.path[len(layer.path) + 1:] if layer.path and variable.path.startswith(
+        layer.path + "/") else variable.name
+    return "/".join(part for part in inner.split("/") if not part.endswith("_cell"))
 
 
 def _reserve_names(keras, plan: Plan) -> None:

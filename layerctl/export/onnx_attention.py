@@ -15,6 +15,7 @@ from __future__ import annotations
 from math import sqrt
 
 import numpy as np
+from onnx import numpy_helper
 
 from layerctl.export.onnx_graph import OnnxGraph
 from layerctl.layers.attention.scores import LARGE_NEGATIVE
@@ -31,6 +32,17 @@ def _causal(g: OnnxGraph, query: str, value: str, hint: str) -> str:
     rows = g.unsqueeze(positions(query), [1], hint)
     causal = g.op("GreaterOrEqual", [rows, positions(value)], f"{hint}/causal")
     return g.unsqueeze(causal, [0], hint)  # (1, T, S)
+
+
+def _own_mask(g: OnnxGraph, query_mask: str | None, query: str, want_mask: bool,
+              hint: str) -> str | None:
+    """The output's mask: the query's. An unmasked query (only the value or key masked) gives
+    an all-true mask, which every mask reader treats as no mask (layerctl passes none on)."""
+    if not want_mask or query_mask is not None:
+        return query_mask if want_mask else None
+    steps = g.op("Shape", [query], hint, start=0, end=2)
+    return g.op("ConstantOfShape", [steps], f"{hint}/mask",
+                value=numpy_helper.from_array(np.array([True])))
 
 
 def _join(g: OnnxGraph, masks: list[str | None], hint: str) -> str | None:
@@ -105,7 +117,7 @@ def multi_head_attention(g, node, xs, masks, w, want_mask):
                                     f"{name}/attention_output/bias")], name)
     if len(out) > 1:
         y = g.op("Reshape", [y, g.const([0, 0, *out], f"{name}/output_shape", np.int64)], name)
-    own = query_mask if want_mask else None
+    own = _own_mask(g, query_mask, named["query"], want_mask, name)
     return ([y, probabilities] if layer.return_attention_scores else y), own
 
 
@@ -141,7 +153,7 @@ def score_attention(g, node, xs, masks, w, want_mask):
     query_mask = named_masks.get("query")
     if query_mask is not None:
         y = g.op("Where", [g.unsqueeze(query_mask, [2], name), y, g.scalar(0.0)], name)
-    own = query_mask if want_mask else None
+    own = _own_mask(g, query_mask, query, want_mask, name)
     return ([y, probabilities] if layer.return_attention_scores else y), own
 
 
