@@ -111,6 +111,7 @@ def test_weights_have_keras_layouts():
         ("value/kernel", (12, 4, 6)), ("value/bias", (4, 6)),
         ("attention_output/kernel", (4, 6, 3, 2)), ("attention_output/bias", (3, 2))]
     assert layer.output_shapes(shapes) == [(None, 5, 3, 2)]
+    assert mha(output_shape=0).projection_shape is None  # Keras: `if output_shape:`
     assert [w.name for w in attention(use_scale=True, score_mode="concat").weight_specs(
         shapes[:2])] == ["scale", "concat_score_weight"]
     assert [(w.name, w.shape) for w in additive().weight_specs(shapes[:2])] == [

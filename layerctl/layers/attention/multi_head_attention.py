@@ -24,15 +24,23 @@ autograd of the fused path differentiates the softmax of the uniform row.
 from __future__ import annotations
 
 from math import sqrt
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, Strict, field_validator
+from pydantic import Field, field_validator
 
 from layerctl.constraints import Constraint
 from layerctl.initializers import Initializer
 from layerctl.layers.attention import scores
-from layerctl.layers.base import IncompatibleShape, Layer, Rate, Shape, WeightSpec, format_shape
+from layerctl.layers.base import (
+    IncompatibleShape,
+    Layer,
+    PositiveInt,
+    Rate,
+    Shape,
+    WeightSpec,
+    format_shape,
+)
 from layerctl.regularizers import Regularizer
 
 PROJECTIONS = ("query", "key", "value")
@@ -64,7 +72,7 @@ class MultiHeadAttention(Layer):
     dropout: Rate = Field(default=0.0, description="Dropout of the attention weights "
                           "(training only).")
     use_bias: bool = True
-    projection_shape: int | list[Annotated[int, Strict(), Field(gt=0)]] | None = Field(
+    projection_shape: PositiveInt | list[PositiveInt] | None = Field(
         default=None, alias="output_shape",
         description="Shape of the output without the batch and query axes; default the "
         "query's last size.")
@@ -118,7 +126,7 @@ class MultiHeadAttention(Layer):
         if value is not None and not isinstance(value, int | list | tuple):
             raise ValueError(f"Invalid `output_shape`: {value}. When specified, the "
                              "`output_shape` should be of type tuple, list, or int.")
-        return value
+        return value or None  # Keras reads `if output_shape:`, so 0 and [] mean the default
 
     @field_validator("attention_axes", mode="before")
     @classmethod
