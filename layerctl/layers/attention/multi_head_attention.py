@@ -274,10 +274,8 @@ class MultiHeadAttention(Layer):
         mask = self.attention_mask(named, named_masks)
         if mask is not None:
             mask = mask[:, None]  # broadcast over heads
-            np.copyto(logits, logits.dtype.type(scores.LARGE_NEGATIVE), where=~mask)
-        probabilities = scores.softmax(logits)
-        if mask is not None and not self.fused:
-            probabilities *= mask  # Keras's Softmax zeroes rows with every position masked
+        # Keras's Softmax(mask=...) zeroes rows with every position masked; its fused path not
+        probabilities = scores.softmax(logits, mask, zero_masked=not self.fused)
         keep = None
         if training and self.dropout > 0:
             keep = scores.dropout_keep(rng, probabilities.shape, self.dropout, query.dtype)
@@ -352,11 +350,8 @@ class MultiHeadAttention(Layer):
             d_probabilities *= keep
         if d_probabilities_out is not None:
             d_probabilities += d_probabilities_out
-        if mask is not None and not self.fused:
-            d_probabilities *= mask
-        d_logits = scores.softmax_backward(probabilities, d_probabilities)
-        if mask is not None:
-            d_logits *= mask  # masked logits were replaced by a constant
+        d_logits = scores.softmax_backward(probabilities, d_probabilities, mask,
+                                           zero_masked=not self.fused)
         d_q = np.matmul(d_logits, k)  # d of the scaled q
         d_k = np.matmul(d_logits.transpose(0, 1, 3, 2), q)
         d_q *= d_q.dtype.type(1.0 / sqrt(float(self.key_dim)))

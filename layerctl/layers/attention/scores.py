@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from layerctl.ops.parallel import for_each_chunk
+
 LARGE_NEGATIVE = -1e9  # keras.layers.Softmax's masked value (and Attention's subtrahend)
 
 
@@ -36,20 +38,46 @@ def join(*masks: np.ndarray | None) -> np.ndarray | None:
     return joined
 
 
-def softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
-    """softmax along `axis`, in place on `scores` (a temporary the caller owns)."""
-    scores -= scores.max(axis=axis, keepdims=True)
-    np.exp(scores, out=scores)
-    scores /= scores.sum(axis=axis, keepdims=True)
-    return scores
+def _rows(array: np.ndarray | None, rows: slice) -> np.ndarray | None:
+    """The batch slice of an array that may broadcast over the batch (a causal mask)."""
+    return array if array is None or array.shape[0] == 1 else array[rows]
 
 
-def softmax_backward(weights: np.ndarray, d_weights: np.ndarray) -> np.ndarray:
-    """d scores from d weights: w ⊙ (dw − Σ w ⊙ dw) along the last axis, in place on
-    `d_weights`."""
-    inner = np.einsum("...s,...s->...", weights, d_weights)[..., None]
-    d_weights -= inner
-    d_weights *= weights
+def softmax(logits: np.ndarray, mask: np.ndarray | None = None,
+            zero_masked: bool = False) -> np.ndarray:
+    """softmax along the last axis, in place on `logits` (a temporary the caller owns): masked
+    logits (where `mask`, broadcast to them, is False) first become -1e9, and with
+    `zero_masked` masked weights end exactly zero (rows with every position masked too). Runs in
+    batch slices on every core (`ops.parallel`)."""
+    def rows_softmax(rows: slice) -> None:
+        part, keep = logits[rows], _rows(mask, rows)
+        if keep is not None:
+            np.copyto(part, part.dtype.type(LARGE_NEGATIVE), where=~keep)
+        part -= part.max(axis=-1, keepdims=True)
+        np.exp(part, out=part)
+        part /= part.sum(axis=-1, keepdims=True)
+        if keep is not None and zero_masked:
+            part *= keep
+
+    for_each_chunk(rows_softmax, len(logits), 3 * logits.nbytes)
+    return logits
+
+
+def softmax_backward(weights: np.ndarray, d_weights: np.ndarray,
+                     mask: np.ndarray | None = None, zero_masked: bool = False) -> np.ndarray:
+    """d logits from d weights, in place on `d_weights`: w ⊙ (dw − Σ w ⊙ dw) along the last
+    axis; masked logits (constants in `softmax`) get none, and with `zero_masked` the zeroed
+    weights pass none back."""
+    def rows_backward(rows: slice) -> None:
+        w, dw, keep = weights[rows], d_weights[rows], _rows(mask, rows)
+        if keep is not None and zero_masked:
+            dw *= keep
+        dw -= np.einsum("...s,...s->...", w, dw)[..., None]
+        dw *= w
+        if keep is not None:
+            dw *= keep
+
+    for_each_chunk(rows_backward, len(d_weights), 3 * d_weights.nbytes)
     return d_weights
 
 
