@@ -144,6 +144,16 @@ def test_mha_gradients(case, masked):
     check_layer(mha(**kwargs), xs, mask=masks)
 
 
+@pytest.mark.parametrize("axes", [None, 1, [2], [-2], [2, 1]])
+def test_mha_attention_axes_gradients(axes):
+    """Rank-4 inputs: attention over one axis (the other acts as a batch axis) or both."""
+    layer = mha(attention_axes=axes, value_dim=2, output_shape=[2, 3],
+                return_attention_scores=True)
+    xs = arrays((2, 3, 4, 5), (2, 3, 2, 6)) if axes in (None, [2, 1]) else arrays(
+        (2, 3, 4, 5), (2, 2, 4, 6)) if axes == 1 else arrays((2, 3, 4, 5), (2, 3, 2, 6))
+    check_two_outputs(layer, xs, [None, None], scalar_weights(layer, xs))
+
+
 @pytest.mark.parametrize("training", [False, True])
 def test_mha_dropout_gradients(training):
     xs = arrays((2, 4, 5), (2, 3, 6))
@@ -238,7 +248,7 @@ def test_score_attention_gradients(case, key, training):
 # ---- Keras's errors, located -------------------------------------------------------------------
 def spec_text(layer: str, inputs: str = "[q, v]") -> str:
     return ("name: t\ninputs:\n  - {name: q, shape: [4, 6]}\n  - {name: v, shape: [3, 6]}\n"
-            f"layers:\n  - {{{layer}, inputs: {inputs}}}\n")
+            f"  - {{name: q4, shape: [2, 3, 6]}}\nlayers:\n  - {{{layer}, inputs: {inputs}}}\n")
 
 
 def located_messages(text: str) -> list[str]:
@@ -266,17 +276,14 @@ def located_messages(text: str) -> list[str]:
     ("type: MultiHeadAttention, num_heads: 2, key_dim: 2, attention_axes: a",
      "attention_axes", "`attention_axes` must be an int, list, or tuple.Received: "
      "attention_axes=a"),
-    ("type: MultiHeadAttention, num_heads: 2, key_dim: 2, attention_axes: 2",
-     "attention_axes", "attention_axes=[2] is not supported: layerctl attends over the "
-     "sequence axis of (batch, sequence, features) inputs only (attention_axes: null or 1)"),
     ("type: Attention, score_mode: sum", "score_mode",
      "Invalid value for argument score_mode. Expected one of {'dot', 'concat'}. "
      "Received: score_mode=sum"),
 ])
 def test_argument_errors_are_keras_messages(layer, key, message):
     text = spec_text(layer)
-    line = text.splitlines()[5]
-    assert located_messages(text) == [f"<spec>:6:{line.index(key + ':') + 1 + len(key) + 2}: "
+    line = text.splitlines()[6]
+    assert located_messages(text) == [f"<spec>:7:{line.index(key + ':') + 1 + len(key) + 2}: "
                                       f"{message}"]
 
 
@@ -286,6 +293,12 @@ def test_argument_errors_are_keras_messages(layer, key, message):
      "value_shape=(None, 3, 6) and key_shape=(None, 4, 6)"),
     ("type: MultiHeadAttention, num_heads: 2, key_dim: 2", "[q]",
      "MultiHeadAttention takes at least 2 input(s), got 1"),
+    ("type: MultiHeadAttention, num_heads: 2, key_dim: 2, attention_axes: 2", "[q, v]",
+     "attention_axes=[2] must name distinct axes between the batch and the features of "
+     "inputs of rank 3"),
+    ("type: MultiHeadAttention, num_heads: 2, key_dim: 2, use_causal_mask: true", "[q4, q4]",
+     "layerctl's MultiHeadAttention takes `attention_mask` and `use_causal_mask` with (batch, "
+     "sequence, features) inputs only; the query has shape (None, 2, 3, 6)"),
     ("type: Attention", "[q, v, q]",
      "`value` (None, 3, 6) and `key` (None, 4, 6) must have the same number of steps"),
 ])
@@ -293,7 +306,7 @@ def test_shape_errors_are_located(layer, inputs, message):
     name = "multi_head_attention" if "Multi" in layer else "attention"
     kind = "MultiHeadAttention" if "Multi" in layer else "Attention"
     got = located_messages(spec_text(layer, inputs))
-    assert len(got) == 1 and got[0].startswith("<spec>:6:")
+    assert len(got) == 1 and got[0].startswith("<spec>:7:")
     assert got[0].endswith(f"layer '{name}' ({kind}) cannot take input of shape "
                            + got[0].split("cannot take input of shape ")[1].split(": ")[0]
                            + f": {message}")
@@ -313,7 +326,8 @@ def test_mapping_inputs_name_the_call_arguments():
 
 # ---- Keras 3 as the oracle ---------------------------------------------------------------------
 INPUTS = ("name: t\ninputs:\n  - {name: q, shape: [5, 6]}\n  - {name: v, shape: [7, 4]}\n"
-          "  - {name: k, shape: [7, 3]}\n  - {name: m, shape: [5, 7]}\n")
+          "  - {name: k, shape: [7, 3]}\n  - {name: m, shape: [5, 7]}\n"
+          "  - {name: q4, shape: [3, 4, 6]}\n  - {name: v4, shape: [3, 2, 5]}\n")
 ORACLE_CASES = {
     "mha": ("{type: MultiHeadAttention, name: att, num_heads: 2, key_dim: 3}", "[q, v]"),
     "mha-key-value-dim": ("{type: MultiHeadAttention, name: att, num_heads: 3, key_dim: 2, "
@@ -327,6 +341,13 @@ ORACLE_CASES = {
                  "value_dim: 2}", "[q, q]"),
     "mha-self-masked-scores": ("{type: MultiHeadAttention, name: att, num_heads: 2, "
                                "key_dim: 3, return_attention_scores: true}", "[qm, qm, qm]"),
+    "mha-4d-both-axes-scores": ("{type: MultiHeadAttention, name: att, num_heads: 2, "
+                                "key_dim: 3, return_attention_scores: true}", "[q4, v4]"),
+    "mha-4d-axis-2-scores": ("{type: MultiHeadAttention, name: att, num_heads: 2, key_dim: 3, "
+                             "attention_axes: [2], output_shape: [2, 2], "
+                             "return_attention_scores: true}", "[q4, v4]"),
+    "mha-4d-self-axis-1": ("{type: MultiHeadAttention, name: att, num_heads: 3, key_dim: 2, "
+                           "attention_axes: 1}", "[q4, q4]"),
     "mha-masked": ("{type: MultiHeadAttention, name: att, num_heads: 2, key_dim: 3}",
                    "[qm, vm]"),
     "mha-masked-key-scores": ("{type: MultiHeadAttention, name: att, num_heads: 2, key_dim: 3, "

@@ -17,6 +17,7 @@ from math import sqrt
 import numpy as np
 from onnx import numpy_helper
 
+from layerctl.export import ExportError
 from layerctl.export.onnx_graph import OnnxGraph
 from layerctl.layers.attention.scores import LARGE_NEGATIVE
 
@@ -73,6 +74,43 @@ def _project(g: OnnxGraph, x: str, kernel: np.ndarray, bias: np.ndarray | None,
 
 
 def multi_head_attention(g, node, xs, masks, w, want_mask):
+    """Rank-3 inputs attend over their sequence; others are flattened to (batch · others,
+    attended positions, features) around the same computation, as layerctl does."""
+    shapes = node.input_shapes
+    rank = len(shapes[0])
+    if rank == 3 and node.layer.attended_axes(3) == (1,):
+        return _multi_head_attention(g, node, xs, masks, w, want_mask)
+    layer, name = node.layer, node.name
+    others, attended = layer._layout(rank)
+    order = [0, *others, *attended, rank - 1]
+    if any(d is None for shape in shapes for d in shape[1:]):
+        raise ExportError(f"layer '{name}' (MultiHeadAttention) attends over axes "
+                          f"{list(attended)}: ONNX export needs every size of its inputs known")
+    flat, views = {}, []
+    for x, shape in zip(xs, shapes, strict=True):
+        if x not in flat:
+            positions = int(np.prod([shape[a] for a in attended]))
+            flat[x] = g.op("Reshape", [g.transpose(x, order, name), g.const(
+                [-1, positions, shape[-1]], f"{name}/flat", np.int64)], name)
+        views.append(flat[x])
+    y, own = _multi_head_attention(g, node, views, masks, w, want_mask)
+    query = shapes[layer.input_roles(len(xs)).index("query")]
+    value = shapes[layer.input_roles(len(xs)).index("value")]
+    out = node.output_shapes[0][rank - 1:]
+    grouped = [-1, *(query[a] for a in order[1:-1]), *out]
+    inverse = [*np.argsort(order[:-1]).tolist(), *range(rank - 1, rank - 1 + len(out))]
+    outputs = [g.transpose(g.op("Reshape", [y[0] if isinstance(y, list) else y, g.const(
+        grouped, f"{name}/grouped", np.int64)], name), inverse, name)]
+    if layer.return_attention_scores:
+        scores_shape = [-1, *(query[a] for a in others), layer.num_heads,
+                        *(query[a] for a in attended), *(value[a] for a in attended)]
+        outputs.append(g.op("Reshape", [y[1], g.const(scores_shape, f"{name}/scores",
+                                                       np.int64)], name))
+        return outputs, own
+    return outputs[0], own
+
+
+def _multi_head_attention(g, node, xs, masks, w, want_mask):
     layer, name = node.layer, node.name
     named, named_masks = _named(layer, xs), _named(layer, masks)
     roles = layer.input_roles(len(xs))

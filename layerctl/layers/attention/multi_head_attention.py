@@ -13,6 +13,9 @@ the same for `key` and `value` (value_dim), `attention_output/kernel` (N, value_
 matmul. The mask of a position pair is the AND of the query's mask (over T), the value's and the
 key's (over S), the causal mask (`use_causal_mask`) and an `attention_mask` input (B, T, S);
 the output carries the query's mask. Dropout (training only) drops attention weights.
+Inputs of higher rank attend over `attention_axes` (default: every axis between batch and
+features) jointly, the other axes acting as batch axes: they are viewed as (batch · others,
+attended positions, features) around the same computation (masks: rank 3 only).
 
 A query row with every position masked softmaxes to a uniform row. Keras zeroes such a row when
 it computes the scores itself (dropout > 0 or `return_attention_scores`) and keeps it uniform
@@ -24,7 +27,7 @@ autograd of the fused path differentiates the softmax of the uniform row.
 from __future__ import annotations
 
 from math import sqrt
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -44,6 +47,14 @@ from layerctl.layers.base import (
 from layerctl.regularizers import Regularizer
 
 PROJECTIONS = ("query", "key", "value")
+
+
+class Flattened(NamedTuple):
+    """The cache of attention over other axes than the sequence's: the (batch · others,
+    attended, features) computation's cache and the original inputs."""
+
+    cache: tuple
+    inputs: list
 
 
 def _positive(argument: str, value: Any, *, optional: bool = False) -> Any:
@@ -77,8 +88,8 @@ class MultiHeadAttention(Layer):
         description="Shape of the output without the batch and query axes; default the "
         "query's last size.")
     attention_axes: int | list[int] | None = Field(
-        default=None, description="Axes attention runs over; the default (the sequence axis) "
-        "is the one supported.")
+        default=None, description="Axes attention runs over, jointly; default every axis "
+        "between batch and features.")
     kernel_initializer: Initializer = "glorot_uniform"
     bias_initializer: Initializer = "zeros"
     kernel_regularizer: Regularizer | None = None
@@ -136,12 +147,6 @@ class MultiHeadAttention(Layer):
                              f"Received: attention_axes={value}")
         if isinstance(value, int):
             value = [value]
-        # the one layout supported: rank-3 inputs attend over their sequence axis; the axis
-        # is counted in the projected (B, T, N, key_dim) tensor, as Keras counts it
-        if value is not None and [a % 3 if a < 0 else a for a in value] != [1]:
-            raise ValueError(f"attention_axes={value} is not supported: layerctl attends over "
-                             "the sequence axis of (batch, sequence, features) inputs only "
-                             "(attention_axes: null or 1)")
         return value
 
     # ---- shapes and weights ------------------------------------------------------------
@@ -171,26 +176,54 @@ class MultiHeadAttention(Layer):
         shape = self.projection_shape
         return (shape,) if isinstance(shape, int) else tuple(shape)
 
+    def attended_axes(self, rank: int) -> tuple[int, ...]:
+        """The input axes attention runs over, for inputs of `rank`: every axis between batch
+        and features by default; a negative axis counts as Keras counts it in the projected
+        (…, heads, size) tensor."""
+        if self.attention_axes is None:
+            return tuple(range(1, rank - 1))
+        axes = tuple(a if a >= 0 else rank + a for a in self.attention_axes)
+        if len(set(axes)) != len(axes) or not all(1 <= a <= rank - 2 for a in axes):
+            raise IncompatibleShape(
+                f"attention_axes={list(self.attention_axes)} must name distinct axes between "
+                f"the batch and the features of inputs of rank {rank}")
+        return axes
+
+    def _layout(self, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(the other axes, the attended axes): inputs are viewed as (batch · others,
+        attended positions, features)."""
+        attended = self.attended_axes(rank)
+        return tuple(a for a in range(1, rank - 1) if a not in attended), attended
+
     def output_shapes(self, input_shapes: list[Shape]) -> list[Shape]:
         shapes = self._arranged(input_shapes)
         if "query" not in shapes or "value" not in shapes:
             raise IncompatibleShape("MultiHeadAttention needs a `query` and a `value` input; "
                                     f"got {', '.join(shapes)}")
         query, value, key = shapes["query"], shapes["value"], shapes["key"]
-        for name, shape in (("query", query), ("value", value), ("key", key)):
-            if len(shape) != 3:
-                raise IncompatibleShape(
-                    f"layerctl's MultiHeadAttention takes (batch, sequence, features) inputs; "
-                    f"`{name}` has shape {format_shape(shape)}")
         if value[1:-1] != key[1:-1]:
             raise IncompatibleShape(
                 "All dimensions of `value` and `key`, except the last one, must be equal. "
                 f"Received: value_shape={format_shape(value)} and "
                 f"key_shape={format_shape(key)}")
+        rank = len(query)
+        if rank < 3 or len(value) != rank:
+            raise IncompatibleShape(
+                f"query {format_shape(query)} and value {format_shape(value)} must have the "
+                "same rank, at least 3 (batch, positions..., features)")
+        others, attended = self._layout(rank)
+        if [query[a] for a in others] != [value[a] for a in others]:
+            raise IncompatibleShape(
+                f"query {format_shape(query)} and value {format_shape(value)} must agree on "
+                f"the axes attention does not run over ({', '.join(map(str, others))})")
         if None in (query[-1], value[-1], key[-1]):
             raise IncompatibleShape("the last (feature) axis of query, value and key must be "
                                     "known to build the projections")
         mask = shapes.get("attention_mask")
+        if rank > 3 and (mask is not None or self.use_causal_mask):
+            raise IncompatibleShape("layerctl's MultiHeadAttention takes `attention_mask` and "
+                                    "`use_causal_mask` with (batch, sequence, features) inputs "
+                                    f"only; the query has shape {format_shape(query)}")
         if mask is not None and (len(mask) not in (2, 3) or any(
                 a is not None and b is not None and a != b
                 for a, b in zip(mask[::-1], (value[1], query[1]), strict=False))):
@@ -198,8 +231,9 @@ class MultiHeadAttention(Layer):
                 f"`attention_mask` of shape {format_shape(mask)} does not broadcast to "
                 f"(batch, query steps, value steps) = (None, {query[1]}, {value[1]})")
         outputs = [query[:-1] + self._projected_shape(query)]
-        if self.return_attention_scores:
-            outputs.append((query[0], self.num_heads, query[1], value[1]))
+        if self.return_attention_scores:  # Keras's (batch, others, heads, query, value) layout
+            outputs.append((query[0], *(query[a] for a in others), self.num_heads,
+                            *(query[a] for a in attended), *(value[a] for a in attended)))
         return outputs
 
     def output_shape(self, input_shapes: list[Shape]) -> Shape:
@@ -259,7 +293,47 @@ class MultiHeadAttention(Layer):
                            use_causal_mask=self.use_causal_mask)
 
     # ---- math ----------------------------------------------------------------------------
+    def _flatten(self, x: np.ndarray, rank: int | None = None) -> np.ndarray:
+        """(batch, others..., attended..., features...) as (batch · others, attended,
+        features...), the axes before the features laid out as in inputs of `rank` (default
+        x's: an output's gradient has the query's layout and the output's features)."""
+        rank = rank or x.ndim
+        others, attended = self._layout(rank)
+        order = (0, *others, *attended, *range(rank - 1, x.ndim))
+        return x.transpose(order).reshape(-1, int(np.prod([x.shape[a] for a in attended])),
+                                          *x.shape[rank - 1:])
+
+    def _unflatten(self, y: np.ndarray, like: np.ndarray) -> np.ndarray:
+        """`_flatten`'s inverse for an array laid out as `like` up to its trailing axes."""
+        others, attended = self._layout(like.ndim)
+        order = (0, *others, *attended)
+        trailing = y.shape[2:]
+        y = y.reshape(*(like.shape[a] for a in order), *trailing)
+        inverse = tuple(np.argsort(order)) + tuple(range(len(order), y.ndim))
+        return y.transpose(inverse)
+
     def forward(self, weights, xs, masks, training, rng):
+        query = xs[self.input_roles(len(xs)).index("query")]
+        if query.ndim == 3 and self.attended_axes(3) == (1,):
+            return self._attend(weights, xs, masks, training, rng)
+        if any(m is not None for m in masks):
+            raise ValueError("layerctl's MultiHeadAttention takes masks with (batch, sequence, "
+                             f"features) inputs only; the query has shape {query.shape}")
+        flat: dict[int, np.ndarray] = {}  # one view per array, so a shared input stays shared
+        views = [flat.setdefault(id(x), self._flatten(x)) for x in xs]
+        y, cache = self._attend(weights, views, masks, training, rng)
+        others, attended = self._layout(query.ndim)
+        if self.return_attention_scores:
+            y, probabilities = y
+            value = xs[self.input_roles(len(xs)).index("value")]
+            probabilities = probabilities.reshape(
+                query.shape[0], *(query.shape[a] for a in others), self.num_heads,
+                *(query.shape[a] for a in attended), *(value.shape[a] for a in attended))
+            return (self._unflatten(y, query), probabilities), Flattened(cache, xs)
+        return self._unflatten(y, query), Flattened(cache, xs)
+
+    def _attend(self, weights, xs, masks, training, rng):
+        """Attention of (batch, sequence, features) inputs."""
         roles = self.input_roles(len(xs))
         named, named_masks = self._arranged(xs), self._arranged(masks)
         if "key" not in roles:  # Keras ignores the key's mask when the key is the value
@@ -328,6 +402,20 @@ class MultiHeadAttention(Layer):
         return projected
 
     def backward(self, weights, cache, dy):
+        if not isinstance(cache, Flattened):
+            return self._attend_backward(weights, cache, dy)
+        rank = cache.inputs[0].ndim
+        if self.return_attention_scores:
+            dy, d_probabilities = dy
+            probabilities = cache.cache[5]  # (batch · others, heads, T, S)
+            dy = [self._flatten(dy, rank), d_probabilities.reshape(probabilities.shape)]
+        else:
+            dy = self._flatten(dy, rank)
+        dxs, grads = self._attend_backward(weights, cache.cache, dy)
+        return [None if d is None else self._unflatten(d, x)
+                for d, x in zip(dxs, cache.inputs, strict=True)], grads
+
+    def _attend_backward(self, weights, cache, dy):
         roles, named, q, k, v, probabilities, keep, used, joined, mask = cache
         if self.return_attention_scores:
             dy, d_probabilities_out = dy
