@@ -20,8 +20,9 @@ attended positions, features) around the same computation (masks: rank 3 only).
 A query row with every position masked softmaxes to a uniform row. Keras zeroes such a row when
 it computes the scores itself (dropout > 0 or `return_attention_scores`) and keeps it uniform
 when it calls the fused `ops.dot_product_attention` (the other cases); layerctl does the same.
-Its gradient is the true derivative there (none with respect to the scores), where Keras's
-autograd of the fused path differentiates the softmax of the uniform row.
+The gradient is the derivative of that forward pass (central differences check it); Keras's
+torch backend differentiates such rows through its fused kernel into gradients that do not
+match its own forward pass.
 """
 
 from __future__ import annotations
