@@ -62,6 +62,16 @@ def test_dot_attention_three_elements():
     np.testing.assert_allclose(masked, [[[0.0, 1.0]]], atol=1e-12)
 
 
+def test_additive_attention_three_elements():
+    """Query [1, 0] over keys [1, 0], [0, 0]: scores tanh 2 and tanh 1 (unscaled)."""
+    query = np.array([[[1.0, 0.0]]])
+    key = np.array([[[1.0, 0.0], [0.0, 0.0]]])
+    value = np.array([[[10.0], [20.0]]])
+    y, _ = additive(use_scale=False).forward({}, [query, value, key], [None] * 3, False, None)
+    first = np.exp(np.tanh(2.0)) / (np.exp(np.tanh(2.0)) + np.exp(np.tanh(1.0)))
+    np.testing.assert_allclose(y, [[[10 * first + 20 * (1 - first)]]])
+
+
 def test_mha_with_identity_projections_is_scaled_dot_attention():
     """One head, identity kernels, no bias: softmax(q·kᵀ/√d)·v."""
     layer = MultiHeadAttention(type="MultiHeadAttention", num_heads=1, key_dim=2,
