@@ -11,6 +11,8 @@ import os
 import numpy as np
 import pytest
 
+from layerctl.export.keras import weight_name
+
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras", reason="Keras oracle tests need the `oracle` extra "
                                             "(pip install -e '.[test,oracle]')")
@@ -30,7 +32,8 @@ SKIPPED_ARGUMENTS = {
 
 def keras_layer(layer):
     skipped = SKIPPED_ARGUMENTS - ({"input_dim"} if layer.keras_class == "Embedding" else set())
-    arguments = {k: v for k, v in layer.model_dump().items() if k not in skipped}
+    skipped |= set(getattr(layer, "keras_call_options", ()))  # passed when called
+    arguments = {k: v for k, v in layer.model_dump(by_alias=True).items() if k not in skipped}
     if "activation" in arguments and arguments["activation"] is None:
         arguments["activation"] = "linear"
     arguments = {k: tuple(v) if isinstance(v, list) else v for k, v in arguments.items()}
@@ -50,8 +53,8 @@ def copy_weights(model, weights: dict[str, np.ndarray]) -> None:
     """Copy layerctl weights ("layer/weight") into the Keras model, by name."""
     for layer in model.layers:
         owner = layer.name.replace("__", "/")
-        values = [weights[f"{owner}/{w.name}"] for w in layer.weights
-                  if f"{owner}/{w.name}" in weights]
+        values = [weights[f"{owner}/{weight_name(layer, w)}"] for w in layer.weights
+                  if f"{owner}/{weight_name(layer, w)}" in weights]
         if layer.weights:
             assert len(values) == len(layer.weights), layer.name
             layer.set_weights(values)
@@ -84,8 +87,8 @@ def keras_graph_model(plan, dtype="float32"):
             layers[node.owner] = keras_layer(
                 node.layer.model_copy(update={"name": keras_name(node.owner)}))
         sources = [tensors[s] for s in node.inputs]
-        call = getattr(node.layer, "keras_call", None)
-        result = (call(layers[node.owner], sources) if call
+        keras_call = getattr(node.layer, "keras_call", None)  # tensors by call argument
+        result = (keras_call(layers[node.owner], sources) if keras_call is not None
                   else layers[node.owner](sources if node.list_input else sources[0]))
         results = result if isinstance(result, list | tuple) else [result]
         for k, value in enumerate(results):
@@ -112,6 +115,6 @@ def keras_outputs_and_gradients(model, inputs: list[np.ndarray], projections: li
     grads = torch.autograd.grad(total, [w.value for _, w in variables], allow_unused=True)
     keyed = {}
     for (layer, w), grad in zip(variables, grads, strict=True):
-        keyed[f"{layer.name.replace('__', '/')}/{w.name}"] = (
+        keyed[f"{layer.name.replace('__', '/')}/{weight_name(layer, w)}"] = (
             np.zeros(tuple(w.shape)) if grad is None else grad.detach().numpy())
     return [out.detach().numpy() for out in outputs], keyed

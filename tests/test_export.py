@@ -68,8 +68,9 @@ def _sample_input(plan, model_input, seed, n, steps):
         dims[0] = steps
     shape = (n,) + tuple(d or 7 for d in dims)
     if model_input.integer:
-        vocabulary = next(node.layer.input_dim for node in plan.nodes
-                          if node.layer.keras_class == "Embedding")
+        embeddings = [node for node in plan.nodes if node.layer.keras_class == "Embedding"]
+        reader = next((n for n in embeddings if model_input.name in n.inputs), embeddings[0])
+        vocabulary = reader.layer.input_dim  # the Embedding this input feeds
         x = rng.integers(1, vocabulary, size=shape)
     else:
         x = rng.normal(scale=2.0, size=shape).astype(np.float32)

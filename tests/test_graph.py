@@ -189,8 +189,13 @@ def test_batchnorm_moving_statistics_update_in_training_only():
 def sample_inputs(plan, rng, n=4):
     """Random inputs for the plan: an array, or {input name: array} for several inputs."""
     if len(plan.inputs) > 1:
-        return {i.name: rng.normal(size=(n,) + tuple(d or 6 for d in i.shape[1:]))
-                .astype(np.float32) for i in plan.inputs}
+        def one(model_input):
+            shape = (n,) + tuple(d or 6 for d in model_input.shape[1:])
+            if model_input.integer:  # ids for the Embedding this input feeds
+                reader = next(node for node in plan.nodes if model_input.name in node.inputs)
+                return rng.integers(0, reader.layer.input_dim, size=shape)
+            return rng.normal(size=shape).astype(np.float32)
+        return {i.name: one(i) for i in plan.inputs}
     shape = (n,) + tuple(d or 6 for d in plan.input_shape[1:])
     if plan.integer_input:
         vocabulary = plan.nodes[0].layer.input_dim

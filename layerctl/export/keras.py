@@ -134,9 +134,11 @@ def _build_scope(keras, nodes: list[Node], prefix: str, tensors: dict, layers: d
             layer = keras_layer(keras, node, name=node.owner.rsplit("/", 1)[-1])
             layers[node.owner] = layer
         sources = [tensors[s] for s in node.inputs]
-        call = getattr(node.layer, "keras_call", None)  # a layer whose Keras call differs
-        result = call(layer, sources) if call else layer(
-            sources if node.list_input else sources[0])
+        keras_call = getattr(node.layer, "keras_call", None)  # a layer called its own way
+        if keras_call is not None:
+            result = keras_call(layer, sources)
+        else:
+            result = layer(sources if node.list_input else sources[0])
         results = result if isinstance(result, list | tuple) else [result]
         for k, value in enumerate(results):
             tensors[node.name if k == 0 else f"{node.name}.{k}"] = value
@@ -170,10 +172,19 @@ def _copy_weights(model, weights: Mapping[str, np.ndarray], prefix: str) -> None
         if hasattr(layer, "layers") and layer.__class__.__name__ in ("Functional", "Model"):
             _copy_weights(layer, weights, f"{prefix}{layer.name}/")
         elif layer.weights:
-            layer.set_weights([np.asarray(weights[f"{prefix}{layer.name}/{w.name}"], np.float32)
-                               for w in layer.weights])
+            layer.set_weights([np.asarray(weights[f"{prefix}{layer.name}/{weight_name(layer, w)}"],
+                                          np.float32) for w in layer.weights])
             if hasattr(layer, "finalize_state"):  # Normalization computes with copies of them
                 layer.finalize_state()
+
+
+def weight_name(layer, variable) -> str:
+    """A Keras variable's name within its layer, as layerctl keys it (DESIGN §3b): its path
+    below the layer's without a recurrent `…_cell` segment, so `kernel` (`lstm/lstm_cell/kernel`),
+    or `query/kernel` for a sublayer's variable (MultiHeadAttention's projections)."""
+    inner = variable.path[len(layer.path) + 1:] if layer.path and variable.path.startswith(
+        layer.path + "/") else variable.name
+    return "/".join(part for part in inner.split("/") if not part.endswith("_cell"))
 
 
 def _reserve_names(keras, plan: Plan) -> None:
@@ -202,11 +213,13 @@ def export_keras(plan: Plan, weights: Mapping[str, np.ndarray], path: str | Path
 def keras_layer(keras, node: Node, name: str | None = None):
     """The Keras layer for one node: same class, name and arguments."""
     layer = node.layer
+    call_options = getattr(layer, "keras_call_options", ())  # Keras takes them when called
     arguments = {}
-    for field in type(layer).model_fields:
+    for field, info in type(layer).model_fields.items():
         if field in NOT_KERAS and not (field == "input_dim" and layer.keras_class == "Embedding"):
             continue
-        arguments[field] = _keras_value(getattr(layer, field))
+        if field not in call_options:
+            arguments[info.alias or field] = _keras_value(getattr(layer, field))
     if "pool_size" in arguments and arguments["pool_size"] is None:
         arguments["pool_size"] = layer.pool_tuple()
     cls = getattr(keras.layers, layer.keras_class)

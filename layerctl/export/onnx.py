@@ -26,6 +26,7 @@ from onnx import helper
 from layerctl import __version__
 from layerctl.export import DEFAULT_OPSET, ExportError
 from layerctl.export.onnx_activation_layers import ACTIVATION_LAYER_CONVERTERS
+from layerctl.export.onnx_attention import ATTENTION_CONVERTERS
 from layerctl.export.onnx_convolution import CONVOLUTION_CONVERTERS
 from layerctl.export.onnx_graph import BOOL, FLOAT, INT64, OnnxGraph, activation
 from layerctl.export.onnx_merge import MERGE_CONVERTERS
@@ -321,3 +322,4 @@ CONVERTERS.update(PREPROCESSING_CONVERTERS)
 CONVERTERS.update(CONVOLUTION_CONVERTERS)
 CONVERTERS.update(RESHAPING_CONVERTERS)
 CONVERTERS.update(RECURRENT_CONVERTERS)
+CONVERTERS.update(ATTENTION_CONVERTERS)

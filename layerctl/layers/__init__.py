@@ -11,6 +11,11 @@ from pydantic import Discriminator, Tag
 
 from layerctl.config import type_names
 from layerctl.layers.activation_layers import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from layerctl.layers.attention import (  # attention family
+    AdditiveAttention,
+    Attention,
+    MultiHeadAttention,
+)
 from layerctl.layers.base import IncompatibleShape, Layer, Shape, WeightSpec, format_shape
 from layerctl.layers.convolutional import (  # convolution family
     Conv1D,
@@ -92,6 +97,7 @@ LAYER_CLASSES: tuple[type[Layer], ...] = (
     Reshape, Permute, RepeatVector, Cropping1D, Cropping2D, ZeroPadding1D,  # reshaping
     ZeroPadding2D, UpSampling1D, UpSampling2D, Identity,  # reshaping
     GRU, SimpleRNN,  # recurrent
+    MultiHeadAttention, Attention, AdditiveAttention,  # attention family
 )
 
 # Every accepted spelling of `type:` -> the class it selects.
