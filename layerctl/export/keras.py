@@ -35,7 +35,9 @@ BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", 
                     "openvino": "openvino"}
 FALLBACK_BACKENDS = ("torch", "jax", "tensorflow", "numpy")
 # Arguments that are layerctl's own (wiring, legacy spellings), not Keras constructor arguments.
-NOT_KERAS = {"type", "name", "inputs", "input_shape", "input_dim", "input_length"}
+NOT_KERAS = {"type", "name", "inputs", "input_shape", "input_dim", "input_length", "trainable"}
+# The fixed names of the cells holding a Keras recurrent layer's weights.
+RECURRENT_CELLS = ("lstm_cell", "gru_cell", "simple_rnn_cell")
 
 
 def load_keras():
@@ -167,8 +169,19 @@ def _copy_weights(model, weights: Mapping[str, np.ndarray], prefix: str) -> None
         if hasattr(layer, "layers") and layer.__class__.__name__ in ("Functional", "Model"):
             _copy_weights(layer, weights, f"{prefix}{layer.name}/")
         elif layer.weights:
-            layer.set_weights([np.asarray(weights[f"{prefix}{layer.name}/{w.name}"], np.float32)
-                               for w in layer.weights])
+            layer.set_weights([np.asarray(weights[f"{prefix}{layer.name}/{weight_key(layer, w)}"],
+                                          np.float32) for w in layer.weights])
+
+
+def weight_key(layer, variable) -> str:
+    """A Keras variable's key inside its layer, as layerctl keys weights (DESIGN §3b): its path
+    below the layer without the recurrent cell (`lstm/lstm_cell/kernel` → `kernel`,
+    `bidirectional/forward_lstm/lstm_cell/kernel` → `forward_lstm/kernel`)."""
+    path = variable.path.removeprefix(f"{layer.path}/") if layer.path else variable.name
+    parts = path.split("/")
+    if len(parts) > 1 and parts[-2] in RECURRENT_CELLS:
+        del parts[-2]
+    return "/".join(parts)
 
 
 def _reserve_names(keras, plan: Plan) -> None:
@@ -196,7 +209,23 @@ def export_keras(plan: Plan, weights: Mapping[str, np.ndarray], path: str | Path
 
 def keras_layer(keras, node: Node, name: str | None = None):
     """The Keras layer for one node: same class, name and arguments."""
-    layer = node.layer
+    return _keras_layer(keras, node.layer, name or node.layer.name)
+
+
+def _keras_layer(keras, layer, name: str):
+    if hasattr(layer, "keras_arguments"):  # a wrapper: its inner layers become Keras layers
+        arguments = layer.keras_arguments(lambda inner: _keras_layer(keras, inner, inner.name))
+    else:
+        arguments = _keras_arguments(layer)
+    cls = getattr(keras.layers, layer.keras_class)
+    built = cls(name=name, **arguments)
+    # set after construction: some Keras constructors (SpatialDropout1D/2D) take no `trainable`
+    built.trainable = layer.trainable
+    return built
+
+
+def _keras_arguments(layer) -> dict[str, Any]:
+    """Every field of `layer` that is a Keras constructor argument, as Keras takes it."""
     arguments = {}
     for field in type(layer).model_fields:
         if field in NOT_KERAS and not (field == "input_dim" and layer.keras_class == "Embedding"):
@@ -204,12 +233,7 @@ def keras_layer(keras, node: Node, name: str | None = None):
         arguments[field] = _keras_value(getattr(layer, field))
     if "pool_size" in arguments and arguments["pool_size"] is None:
         arguments["pool_size"] = layer.pool_tuple()
-    cls = getattr(keras.layers, layer.keras_class)
-    # set after construction: some Keras constructors (SpatialDropout1D/2D) take no `trainable`
-    trainable = arguments.pop("trainable", True)
-    built = cls(name=name or layer.name, **arguments)
-    built.trainable = trainable
-    return built
+    return arguments
 
 
 def _keras_value(value: Any) -> Any:

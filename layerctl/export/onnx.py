@@ -32,6 +32,7 @@ from layerctl.export.onnx_merge import MERGE_CONVERTERS
 from layerctl.export.onnx_normalization import NORMALIZATION_CONVERTERS
 from layerctl.export.onnx_pooling import POOLING_CONVERTERS
 from layerctl.export.onnx_regularization import REGULARIZATION_CONVERTERS
+from layerctl.export.onnx_wrappers import WRAPPERS_CONVERTERS
 from layerctl.ops.windows import padding_amounts
 from layerctl.plan import Node, Plan
 
@@ -318,3 +319,4 @@ CONVERTERS.update(POOLING_CONVERTERS)
 CONVERTERS.update(REGULARIZATION_CONVERTERS)
 CONVERTERS.update(MERGE_CONVERTERS)
 CONVERTERS.update(ACTIVATION_LAYER_CONVERTERS)
+CONVERTERS.update(WRAPPERS_CONVERTERS)

@@ -52,6 +52,7 @@ from layerctl.layers.regularization import (  # regularization and noise family
     SpatialDropout1D,
     SpatialDropout2D,
 )
+from layerctl.layers.wrappers import Bidirectional, TimeDistributed  # wrappers family
 
 LAYER_CLASSES: tuple[type[Layer], ...] = (
     Dense, Activation, BatchNormalization, Dropout, Masking, Flatten, MaxPool, MaxPooling1D,
@@ -63,6 +64,7 @@ LAYER_CLASSES: tuple[type[Layer], ...] = (
     AlphaDropout, ActivityRegularization,  # regularization family
     ReLU, LeakyReLU, PReLU, ELU, Softmax,  # activation layers
     Subtract, Multiply, Average, Maximum, Minimum, Dot,  # merges
+    Bidirectional, TimeDistributed,  # wrappers family
 )
 
 # Every accepted spelling of `type:` -> the class it selects.
