@@ -32,10 +32,26 @@ def keras_layer(layer):
     if "activation" in arguments and arguments["activation"] is None:
         arguments["activation"] = "linear"
     arguments = {k: tuple(v) if isinstance(v, list) else v for k, v in arguments.items()}
+    arguments.update(wrapped_layers(layer))
     cls = getattr(keras.layers, layer.keras_class)
     built = cls(name=layer.name, **arguments)  # SpatialDropout1D/2D take no `trainable` argument
     built.trainable = layer.trainable
     return built
+
+
+def wrapped_layers(layer) -> dict:
+    """A wrapper's inner layers as Keras layers, named so that Keras's variable paths are
+    layerctl's keys (Bidirectional prefixes `forward_`/`backward_` to the layer's own name)."""
+    if layer.keras_class == "TimeDistributed":
+        return {"layer": keras_layer(layer.inner())}
+    if layer.keras_class != "Bidirectional":
+        return {}
+    from layerctl.layers.wrappers import inner_name
+
+    inner = {"layer": keras_layer(layer.layer.model_copy(update={"name": inner_name(layer.layer)}))}
+    if layer.backward_layer is not None:
+        inner["backward_layer"] = keras_layer(layer.directions()[1])
+    return inner
 
 
 def keras_model(plan, dtype="float32"):

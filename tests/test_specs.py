@@ -23,6 +23,7 @@ EXPECTED = {
     "text_cnn.yaml": (2048 + 6208 + 260, 0, (None, 4)),
     "text_lstm.yaml": (2048 + 24_832 + 260, 0, (None, 4)),
     "text_average.yaml": (2048 + 1056 + 132, 0, (None, 4)),
+    "text_bilstm.yaml": (2048 + 2 * 8320 + 260, 0, (None, 4)),  # both directions 4u(in+u+1)
     "residual_dag.yaml": (2112 + 4160 + 4160 + 528 + 243, 0, (None, 3)),
     "digits_mlp.yaml": (8320 + 8256 + 650, 0, (None, 10)),
     "digits_cnn.yaml": (160 + 4640 + 32_832 + 256 + 650, 128, (None, 10)),
