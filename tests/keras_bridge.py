@@ -60,12 +60,22 @@ def keras_model(plan, dtype="float32"):
     return keras_graph_model(plan, dtype)
 
 
+KERAS_CELLS = ("lstm_cell", "gru_cell", "simple_rnn_cell")
+
+
+def weight_name(layer, variable) -> str:
+    """A variable's name inside its layer as layerctl names it: its path below the layer
+    without a recurrent cell (`kernel`; `forward_lstm/kernel` in a Bidirectional)."""
+    path = variable.path.removeprefix(f"{layer.path}/") if layer.path else variable.name
+    return "/".join(part for part in path.split("/") if part not in KERAS_CELLS)
+
+
 def copy_weights(model, weights: dict[str, np.ndarray]) -> None:
     """Copy layerctl weights ("layer/weight") into the Keras model, by name."""
     for layer in model.layers:
         owner = layer.name.replace("__", "/")
-        values = [weights[f"{owner}/{w.name}"] for w in layer.weights
-                  if f"{owner}/{w.name}" in weights]
+        values = [weights[f"{owner}/{weight_name(layer, w)}"] for w in layer.weights
+                  if f"{owner}/{weight_name(layer, w)}" in weights]
         if layer.weights:
             assert len(values) == len(layer.weights), layer.name
             layer.set_weights(values)
@@ -122,6 +132,6 @@ def keras_outputs_and_gradients(model, inputs: list[np.ndarray], projections: li
     grads = torch.autograd.grad(total, [w.value for _, w in variables], allow_unused=True)
     keyed = {}
     for (layer, w), grad in zip(variables, grads, strict=True):
-        keyed[f"{layer.name.replace('__', '/')}/{w.name}"] = (
+        keyed[f"{layer.name.replace('__', '/')}/{weight_name(layer, w)}"] = (
             np.zeros(tuple(w.shape)) if grad is None else grad.detach().numpy())
     return [out.detach().numpy() for out in outputs], keyed

@@ -225,6 +225,46 @@ def test_time_distributed_passes_the_mask_and_gives_the_inner_layer_none():
     assert layer.output_mask(x, mask) is mask and layer.emits_mask(True)
 
 
+def test_the_inner_layers_seed_gives_the_wrapper_its_own_generator():
+    plan = plan_of(spec_text([5, 4], {"type": "Bidirectional", "layer": {
+        "type": "LSTM", "units": 2, "dropout": 0.5, "seed": 3}}))
+    graph = Graph(plan)
+    assert set(graph.layer_rngs) == {"bidirectional"}
+    graph.initialize(np.random.default_rng(0))
+    x = np.ones((2, 5, 4), np.float32)
+    first = graph.forward(x, training=True, rng=np.random.default_rng(1))
+    again = Graph(plan)
+    again.set_weights(graph.get_weights())
+    np.testing.assert_array_equal(again.forward(x, training=True, rng=np.random.default_rng(2)),
+                                  first)  # the run's generator does not matter
+
+
+BLOCKS = """\
+input_shape: [16]
+blocks:
+  birnn:
+    params: {inner: {type: LSTM, units: 4, return_sequences: true}}
+    layers:
+      - {type: Bidirectional, layer: $inner, merge_mode: null, name: bi}
+      - {type: Add, inputs: [bi.0, bi.1]}
+layers:
+  - {type: Embedding, input_dim: 64, output_dim: 8, mask_zero: true}
+  - {block: birnn, name: enc}
+  - {block: birnn, name: enc2, inner: {type: LSTM, units: 3, return_sequences: true, name: deep}}
+  - {type: TimeDistributed, layer: {type: Dense, units: 3}, name: td}
+  - {apply: td, name: td_again, inputs: [enc2]}
+  - {type: Bidirectional, layer: {type: LSTM, units: 2}, inputs: [td_again]}
+"""
+
+
+def test_wrappers_in_blocks_and_applied_again():
+    plan = plan_of(BLOCKS)
+    assert plan.node("enc2/bi").output_shapes == ((None, 16, 3), (None, 16, 3))
+    assert [w.name for w in plan.node("enc2/bi").weights][:1] == ["forward_deep/kernel"]
+    assert plan.node("td_again").weights == () and plan.node("td_again").owner == "td"
+    assert "enc2/bi/backward_deep/bias" in Graph(plan).weights
+
+
 # ---- float64 gradient checks --------------------------------------------------------------------
 def check_outputs(layer, x, *, mask=None, training=False, check_input=True):
     """check_layer for layers with one or several outputs: backward against central
@@ -395,13 +435,11 @@ def test_shape_errors_are_located_at_the_wrapper(input_shape, layer, message):
 
 
 # ---- Keras 3 as the oracle ----------------------------------------------------------------------
-KERAS_CELLS = ("lstm_cell", "gru_cell", "simple_rnn_cell")
-
-
 def keras_key(layer, variable) -> str:
     """`layer/…` as layerctl keys it: the variable's path with the recurrent cell left out."""
-    parts = variable.path.split("/")
-    return "/".join(p for p in parts if p not in KERAS_CELLS)
+    from keras_bridge import weight_name
+
+    return f"{layer.name}/{weight_name(layer, variable)}"
 
 
 def copy_into(model, weights: dict) -> None:
@@ -601,6 +639,12 @@ def test_onnx_export_matches_predict(case, tmp_path):
 def test_keras_export_matches_predict(case, tmp_path):
     plan = export_plan(case)
     check_keras(plan, tmp_path, x=export_input(case, plan))
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("check", [check_onnx, check_keras], ids=["onnx", "keras"])
+def test_export_of_wrappers_in_blocks_and_applied_again(check, tmp_path):
+    check(plan_of(BLOCKS), tmp_path)
 
 
 @pytest.mark.oracle

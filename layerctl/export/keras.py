@@ -34,7 +34,8 @@ from layerctl.plan import Node, Plan, split_ref
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "scipy",
                     "openvino": "openvino"}
 FALLBACK_BACKENDS = ("torch", "jax", "tensorflow", "numpy")
-# Arguments that are layerctl's own (wiring, legacy spellings), not Keras constructor arguments.
+# Arguments that are layerctl's own (wiring, legacy spellings), not Keras constructor arguments;
+# `trainable` is set after construction.
 NOT_KERAS = {"type", "name", "inputs", "input_shape", "input_dim", "input_length", "trainable"}
 # The fixed names of the cells holding a Keras recurrent layer's weights.
 RECURRENT_CELLS = ("lstm_cell", "gru_cell", "simple_rnn_cell")
