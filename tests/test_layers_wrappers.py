@@ -19,7 +19,7 @@ from test_export import TOLERANCE, check_keras, check_onnx, plan_of, sample_inpu
 from layerctl.cli import cli
 from layerctl.errors import SpecError
 from layerctl.graph import Graph
-from layerctl.layers import LSTM, Bidirectional, Conv2D, Dense, TimeDistributed
+from layerctl.layers import LAYER_TYPES, LSTM, Bidirectional, Conv2D, Dense, TimeDistributed
 
 ROOT = Path(__file__).resolve().parent.parent
 MERGE_MODES = ["concat", "sum", "mul", "ave", None]
@@ -477,6 +477,20 @@ ORACLE_CASES = {
     "td-bidirectional": ([3, 5, 2], [{"type": "TimeDistributed", "layer": {
         "type": "Bidirectional", "layer": {"type": "LSTM", "units": 2}}}]),
 }
+# The other recurrent classes (GRU, SimpleRNN, once the registry has them): the wrapper uses
+# only the generic layer interface, so each gets masked cases and a mixed pair of directions.
+OTHER_RECURRENT = [t for t in ("GRU", "SimpleRNN") if t in LAYER_TYPES]
+for _recurrent in OTHER_RECURRENT:
+    ORACLE_CASES[f"{_recurrent}-masked-concat-seq"] = ([6], TEXT + [{
+        "type": "Bidirectional", "layer": {"type": _recurrent, "units": 3,
+                                           "return_sequences": True}}])
+    ORACLE_CASES[f"{_recurrent}-masked-None-last"] = ([6], TEXT + [{
+        "type": "Bidirectional", "merge_mode": None, "layer": {"type": _recurrent, "units": 3}}])
+    ORACLE_CASES[f"LSTM-and-{_recurrent}-backward"] = ([6], TEXT + [{
+        "type": "Bidirectional", "merge_mode": "sum", "layer": {"type": "LSTM", "units": 3},
+        "backward_layer": {"type": _recurrent, "units": 3, "go_backwards": True}}])
+OTHER_CASES = [case for case in ORACLE_CASES if case.split("-")[0] in OTHER_RECURRENT
+               or case.startswith("LSTM-and-")]
 
 
 def oracle_graph(case: str) -> Graph:
@@ -531,7 +545,8 @@ def test_forward_weights_and_params_match_keras(case):
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("case", ["masked-concat-seq", "masked-mul-last", "masked-None-seq",
-                                  "backward-layer", "stacked", "td-conv2d", "td-bidirectional"])
+                                  "backward-layer", "stacked", "td-conv2d", "td-bidirectional",
+                                  *OTHER_CASES])
 def test_training_step_gradients_match_keras(case):
     """d(Σ_k y_k · R_k)/d weights through the Keras model (torch autograd) equal layerctl's."""
     torch = pytest.importorskip("torch", reason="the Keras oracle runs on the torch backend")
@@ -600,7 +615,8 @@ EXPORT_CASES = {
     **{case: ORACLE_CASES[case] for case in (
         "masked-concat-seq", "masked-sum-last", "masked-ave-seq", "masked-mul-seq",
         "masked-None-seq", "masked-None-last", "unmasked-concat-seq", "unmasked-ave-last",
-        "backward-layer", "stacked", "td-dense", "td-conv2d", "td-bidirectional")},
+        "backward-layer", "stacked", "td-dense", "td-conv2d", "td-bidirectional",
+        *OTHER_CASES)},
     "td-embedding": ([3, 4], [
         {"type": "TimeDistributed", "layer": {"type": "Embedding", "input_dim": 9,
                                               "output_dim": 2}},
@@ -663,6 +679,60 @@ def test_keras_export_keeps_the_inner_layers_arguments(tmp_path):
                                                                      "backward_lstm")
     assert layer.backward_layer.go_backwards and layer.backward_layer.units == 3
     assert layer.backward_layer.activation.__name__ == "relu"
+
+
+# ---- states (once recurrent layers return them) ------------------------------------------------
+def returns_states() -> bool:
+    try:
+        lstm(units=1, return_state=True)
+    except ValueError:  # pydantic's ValidationError: return_state is still Literal[False]
+        return False
+    return True
+
+
+STATES = pytest.mark.skipif(not returns_states(), reason="recurrent layers return no states")
+
+
+def states_spec(recurrent: str, mode: str | None) -> str:
+    """Bidirectional with return_state; every output is a model output (Keras's order)."""
+    layers = TEXT + [{"type": "Bidirectional", "name": "bi", "merge_mode": mode, "layer": {
+        "type": recurrent, "units": 3, "return_sequences": True, "return_state": True}}]
+    count = (2 if mode is None else 1) + 2 * (2 if recurrent == "LSTM" else 1)
+    return spec_text([6], *layers, outputs=["bi"] + [f"bi.{k}" for k in range(1, count)])
+
+
+@STATES
+@pytest.mark.parametrize("mode", ["concat", None], ids=str)
+@pytest.mark.parametrize("recurrent", ["LSTM", *OTHER_RECURRENT])
+def test_bidirectional_states_follow_the_merged_outputs(recurrent, mode):
+    """Keras's order: the merged output (or both), the forward states, the backward states."""
+    plan = plan_of(states_spec(recurrent, mode))
+    state_count = 2 if recurrent == "LSTM" else 1
+    sequence = (None, 6, 6) if mode == "concat" else (None, 6, 3)
+    merged = [sequence] if mode == "concat" else [sequence, sequence]
+    assert list(plan.node("bi").output_shapes) == merged + [(None, 3)] * 2 * state_count
+    cls = LAYER_TYPES[recurrent]
+    check_outputs(bidirectional(cls(type=recurrent, units=2, return_sequences=True,
+                                    return_state=True), merge_mode=mode),
+                  sequences(), mask=padding_mask())
+
+
+@STATES
+@pytest.mark.oracle
+@pytest.mark.parametrize("mode", ["concat", None], ids=str)
+@pytest.mark.parametrize("recurrent", ["LSTM", *OTHER_RECURRENT])
+def test_bidirectional_states_match_keras_and_export(recurrent, mode, tmp_path):
+    from keras_bridge import run_keras
+
+    plan = plan_of(states_spec(recurrent, mode))
+    graph = Graph(plan)
+    graph.initialize(np.random.default_rng(0))
+    x = sample_inputs(plan, n=5)
+    for got, want in zip(graph.forward(x).values(), run_keras(keras_twin(graph), x, False),
+                         strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    check_onnx(plan, tmp_path)
+    check_keras(plan, tmp_path)
 
 
 # ---- the bundled spec -------------------------------------------------------------------------
