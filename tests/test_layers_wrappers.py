@@ -735,6 +735,19 @@ def test_bidirectional_states_match_keras_and_export(recurrent, mode, tmp_path):
     check_keras(plan, tmp_path)
 
 
+@pytest.mark.oracle
+def test_keras_export_refuses_a_wrong_sparsemax_inside_a_wrapper(tmp_path):
+    from layerctl.export import ExportError, export_model
+    from layerctl.export.keras import _keras_sparsemax_ok, load_keras
+
+    if _keras_sparsemax_ok(load_keras()):
+        pytest.skip("this Keras computes sparsemax as layerctl does")
+    plan = plan_of(spec_text([3, 4], {"type": "TimeDistributed", "layer": {
+        "type": "Dense", "units": 3, "activation": "sparsemax"}}))
+    with pytest.raises(ExportError, match=r"layer 'time_distributed' \(TimeDistributed\)"):
+        export_model(plan, Graph(plan).weights, tmp_path / "m.keras", "keras")
+
+
 # ---- the bundled spec -------------------------------------------------------------------------
 def test_bundled_text_bilstm_spec_trains(tmp_path, monkeypatch):
     """specs/text_bilstm.yaml on the bundled languages words: one epoch is well above chance

@@ -258,7 +258,8 @@ def _check_exportable(keras, plan: Plan) -> None:
     sparsemax_ok = None
     for node in plan.nodes:
         layer = node.layer
-        used = {getattr(layer, "activation", None), getattr(layer, "recurrent_activation", None)}
+        used = {getattr(part, name, None) for part in _with_wrapped(layer)
+                for name in ("activation", "recurrent_activation")}
         if "sparsemax" in used:
             sparsemax_ok = _keras_sparsemax_ok(keras) if sparsemax_ok is None else sparsemax_ok
             if not sparsemax_ok:
@@ -267,6 +268,13 @@ def _check_exportable(keras, plan: Plan) -> None:
                     f"{keras.__version__}: its sparsemax computes a different function "
                     "(keras-team/keras#23425)", hint="use a Keras version with the fix, or "
                     "export to ONNX")
+
+
+def _with_wrapped(layer) -> list:
+    """The layer and, for a wrapper, the layers inside it (at any depth)."""
+    inner = [getattr(layer, field, None) for field in ("layer", "backward_layer")]
+    return [layer] + [part for value in inner if isinstance(value, BaseModel)
+                      for part in _with_wrapped(value)]
 
 
 def _keras_sparsemax_ok(keras) -> bool:
