@@ -11,8 +11,6 @@ import os
 import numpy as np
 import pytest
 
-from layerctl.export.keras import weight_name
-
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras", reason="Keras oracle tests need the `oracle` extra "
                                             "(pip install -e '.[test,oracle]')")
@@ -37,16 +35,42 @@ def keras_layer(layer):
     if "activation" in arguments and arguments["activation"] is None:
         arguments["activation"] = "linear"
     arguments = {k: tuple(v) if isinstance(v, list) else v for k, v in arguments.items()}
+    arguments.update(wrapped_layers(layer))
     cls = getattr(keras.layers, layer.keras_class)
     built = cls(name=layer.name, **arguments)  # SpatialDropout1D/2D take no `trainable` argument
     built.trainable = layer.trainable
     return built
 
 
+def wrapped_layers(layer) -> dict:
+    """A wrapper's inner layers as Keras layers, named so that Keras's variable paths are
+    layerctl's keys (Bidirectional prefixes `forward_`/`backward_` to the layer's own name)."""
+    if layer.keras_class == "TimeDistributed":
+        return {"layer": keras_layer(layer.inner())}
+    if layer.keras_class != "Bidirectional":
+        return {}
+    from layerctl.layers.wrappers import inner_name
+
+    inner = {"layer": keras_layer(layer.layer.model_copy(update={"name": inner_name(layer.layer)}))}
+    if layer.backward_layer is not None:
+        inner["backward_layer"] = keras_layer(layer.directions()[1])
+    return inner
+
+
 def keras_model(plan, dtype="float32"):
     """A functional Keras model with the plan's layers, names and wiring (see
     keras_graph_model); one input and one output are passed bare, not as lists."""
     return keras_graph_model(plan, dtype)
+
+
+KERAS_CELLS = ("lstm_cell", "gru_cell", "simple_rnn_cell")
+
+
+def weight_name(layer, variable) -> str:
+    """A variable's name inside its layer as layerctl names it: its path below the layer
+    without a recurrent cell (`kernel`; `forward_lstm/kernel` in a Bidirectional)."""
+    path = variable.path.removeprefix(f"{layer.path}/") if layer.path else variable.name
+    return "/".join(part for part in path.split("/") if part not in KERAS_CELLS)
 
 
 def copy_weights(model, weights: dict[str, np.ndarray]) -> None:

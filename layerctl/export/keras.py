@@ -34,9 +34,12 @@ from layerctl.plan import Node, Plan, split_ref
 BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "numpy": "scipy",
                     "openvino": "openvino"}
 FALLBACK_BACKENDS = ("torch", "jax", "tensorflow", "numpy")
-# Arguments that are layerctl's own (wiring, legacy spellings), not Keras constructor arguments.
-NOT_KERAS = {"type", "name", "inputs", "input_shape", "input_dim", "input_length",
+# Arguments that are layerctl's own (wiring, legacy spellings), not Keras constructor arguments;
+# `trainable` is set after construction.
+NOT_KERAS = {"type", "name", "inputs", "input_shape", "input_dim", "input_length", "trainable",
              "adapt"}  # Normalization's `adapt: true`: Keras gets the adapted weights instead
+# The fixed names of the cells holding a Keras recurrent layer's weights.
+RECURRENT_CELLS = ("lstm_cell", "gru_cell", "simple_rnn_cell")
 
 
 def load_keras():
@@ -172,19 +175,21 @@ def _copy_weights(model, weights: Mapping[str, np.ndarray], prefix: str) -> None
         if hasattr(layer, "layers") and layer.__class__.__name__ in ("Functional", "Model"):
             _copy_weights(layer, weights, f"{prefix}{layer.name}/")
         elif layer.weights:
-            layer.set_weights([np.asarray(weights[f"{prefix}{layer.name}/{weight_name(layer, w)}"],
+            layer.set_weights([np.asarray(weights[f"{prefix}{layer.name}/{weight_key(layer, w)}"],
                                           np.float32) for w in layer.weights])
             if hasattr(layer, "finalize_state"):  # Normalization computes with copies of them
                 layer.finalize_state()
 
 
-def weight_name(layer, variable) -> str:
-    """A Keras variable's name within its layer, as layerctl keys it (DESIGN §3b): its path
-    below the layer's without a recurrent `…_cell` segment, so `kernel` (`lstm/lstm_cell/kernel`),
-    or `query/kernel` for a sublayer's variable (MultiHeadAttention's projections)."""
-    inner = variable.path[len(layer.path) + 1:] if layer.path and variable.path.startswith(
-        layer.path + "/") else variable.name
-    return "/".join(part for part in inner.split("/") if not part.endswith("_cell"))
+def weight_key(layer, variable) -> str:
+    """A Keras variable's key inside its layer, as layerctl keys weights (DESIGN §3b): its path
+    below the layer without the recurrent cell (`lstm/lstm_cell/kernel` → `kernel`,
+    `bidirectional/forward_lstm/lstm_cell/kernel` → `forward_lstm/kernel`)."""
+    path = variable.path.removeprefix(f"{layer.path}/") if layer.path else variable.name
+    parts = path.split("/")
+    if len(parts) > 1 and parts[-2] in RECURRENT_CELLS:
+        del parts[-2]
+    return "/".join(parts)
 
 
 def _reserve_names(keras, plan: Plan) -> None:
@@ -212,7 +217,23 @@ def export_keras(plan: Plan, weights: Mapping[str, np.ndarray], path: str | Path
 
 def keras_layer(keras, node: Node, name: str | None = None):
     """The Keras layer for one node: same class, name and arguments."""
-    layer = node.layer
+    return _keras_layer(keras, node.layer, name or node.layer.name)
+
+
+def _keras_layer(keras, layer, name: str):
+    if hasattr(layer, "keras_arguments"):  # a wrapper: its inner layers become Keras layers
+        arguments = layer.keras_arguments(lambda inner: _keras_layer(keras, inner, inner.name))
+    else:
+        arguments = _keras_arguments(layer)
+    cls = getattr(keras.layers, layer.keras_class)
+    built = cls(name=name, **arguments)
+    # set after construction: some Keras constructors (SpatialDropout1D/2D) take no `trainable`
+    built.trainable = layer.trainable
+    return built
+
+
+def _keras_arguments(layer) -> dict[str, Any]:
+    """Every field of `layer` that is a Keras constructor argument, as Keras takes it."""
     call_options = getattr(layer, "keras_call_options", ())  # Keras takes them when called
     arguments = {}
     for field, info in type(layer).model_fields.items():
@@ -222,12 +243,7 @@ def keras_layer(keras, node: Node, name: str | None = None):
             arguments[info.alias or field] = _keras_value(getattr(layer, field))
     if "pool_size" in arguments and arguments["pool_size"] is None:
         arguments["pool_size"] = layer.pool_tuple()
-    cls = getattr(keras.layers, layer.keras_class)
-    # set after construction: some Keras constructors (SpatialDropout1D/2D) take no `trainable`
-    trainable = arguments.pop("trainable", True)
-    built = cls(name=name or layer.name, **arguments)
-    built.trainable = trainable
-    return built
+    return arguments
 
 
 def _keras_value(value: Any) -> Any:
@@ -251,7 +267,8 @@ def _check_exportable(keras, plan: Plan) -> None:
     sparsemax_ok = None
     for node in plan.nodes:
         layer = node.layer
-        used = {getattr(layer, "activation", None), getattr(layer, "recurrent_activation", None)}
+        used = {getattr(part, name, None) for part in _with_wrapped(layer)
+                for name in ("activation", "recurrent_activation")}
         if "sparsemax" in used:
             sparsemax_ok = _keras_sparsemax_ok(keras) if sparsemax_ok is None else sparsemax_ok
             if not sparsemax_ok:
@@ -260,6 +277,13 @@ def _check_exportable(keras, plan: Plan) -> None:
                     f"{keras.__version__}: its sparsemax computes a different function "
                     "(keras-team/keras#23425)", hint="use a Keras version with the fix, or "
                     "export to ONNX")
+
+
+def _with_wrapped(layer) -> list:
+    """The layer and, for a wrapper, the layers inside it (at any depth)."""
+    inner = [getattr(layer, field, None) for field in ("layer", "backward_layer")]
+    return [layer] + [part for value in inner if isinstance(value, BaseModel)
+                      for part in _with_wrapped(value)]
 
 
 def _keras_sparsemax_ok(keras) -> bool:

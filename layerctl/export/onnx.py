@@ -36,6 +36,7 @@ from layerctl.export.onnx_preprocessing import PREPROCESSING_CONVERTERS
 from layerctl.export.onnx_recurrent import RECURRENT_CONVERTERS
 from layerctl.export.onnx_regularization import REGULARIZATION_CONVERTERS
 from layerctl.export.onnx_reshaping import RESHAPING_CONVERTERS
+from layerctl.export.onnx_wrappers import WRAPPERS_CONVERTERS
 from layerctl.ops.windows import padding_amounts
 from layerctl.plan import Node, Plan
 
@@ -323,3 +324,4 @@ CONVERTERS.update(CONVOLUTION_CONVERTERS)
 CONVERTERS.update(RESHAPING_CONVERTERS)
 CONVERTERS.update(RECURRENT_CONVERTERS)
 CONVERTERS.update(ATTENTION_CONVERTERS)
+CONVERTERS.update(WRAPPERS_CONVERTERS)

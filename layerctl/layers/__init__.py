@@ -80,6 +80,7 @@ from layerctl.layers.reshaping import (  # reshaping
     ZeroPadding1D,
     ZeroPadding2D,
 )
+from layerctl.layers.wrappers import Bidirectional, TimeDistributed  # wrappers family
 
 LAYER_CLASSES: tuple[type[Layer], ...] = (
     Dense, Activation, BatchNormalization, Dropout, Masking, Flatten, MaxPool, MaxPooling1D,
@@ -98,6 +99,7 @@ LAYER_CLASSES: tuple[type[Layer], ...] = (
     ZeroPadding2D, UpSampling1D, UpSampling2D, Identity,  # reshaping
     GRU, SimpleRNN,  # recurrent
     MultiHeadAttention, Attention, AdditiveAttention,  # attention family
+    Bidirectional, TimeDistributed,  # wrappers family
 )
 
 # Every accepted spelling of `type:` -> the class it selects.
