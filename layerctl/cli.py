@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "Run trained weights on inputs and write the outputs."),
     "pad": ("pad", "Tokenize and pad text corpora into arrays, like Keras pad_sequences."),
     "export": ("export", "Hand a trained model to ONNX Runtime or Keras."),
+    "import": ("import_", "Turn a Keras model, config or Keras code (Keras 1 too) into a spec."),
 }
 
 

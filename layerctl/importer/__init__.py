@@ -1,0 +1,91 @@
+"""`layerctl import`: Keras models and Keras code become specs (Keras 1 and 2 included).
+
+A source is recognized by its content: a zip archive is a Keras 3 `.keras` file, an HDF5
+signature a legacy `.h5` file, a JSON object a `model.to_json()` config, anything else Python
+source (read with `ast`, never run). Each reader produces an `ImportedModel`
+(`importer.writer`), which is written as readable YAML and checked with the spec loader before
+it is returned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from layerctl.errors import LayerctlError, Location, Problem
+
+MAX_SOURCE_BYTES = 5_000_000
+
+
+class ImportError_(LayerctlError):  # noqa: N801 (ImportError is Python's)
+    """The source cannot be imported exactly; every problem is located in the source."""
+
+
+@dataclass
+class Imported:
+    text: str  # the spec YAML
+    kind: str  # python, json, keras, hdf5
+    weights: dict | None = None
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def source_kind(head: bytes) -> str:
+    if head.startswith(b"PK\x03\x04"):
+        return "keras"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
+    if head.lstrip()[:1] == b"{":
+        return "json"
+    return "python"
+
+
+def model_stem(path: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).stem).strip("-.")
+    return stem or "imported"
+
+
+def import_source(path: str, dim_ordering: str | None = None) -> Imported:
+    """Read the model in `path` and return its spec text (validated) and weights."""
+    where = Location(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SOURCE_BYTES + 1)
+    except FileNotFoundError:
+        raise ImportError_("no such file", where) from None
+    except IsADirectoryError:
+        raise ImportError_("is a folder, not a model file", where) from None
+    kind = source_kind(data[:64])
+    if kind == "python":
+        if len(data) > MAX_SOURCE_BYTES:
+            raise ImportError_(f"more than {MAX_SOURCE_BYTES:,} bytes; not a Python model file",
+                               where)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ImportError_("neither a Keras model file (.keras, .h5, JSON) nor UTF-8 "
+                               "Python source", where) from None
+        from layerctl.importer.python_source import read_python
+
+        model, problems, warnings = read_python(text, path, model_stem(path), dim_ordering)
+        if problems:
+            raise ImportError_(problems=problems + warnings)
+        return finish(model, kind, None, warnings, path)
+    raise ImportError_(f"{kind} sources are not imported yet", where)
+
+
+def finish(model, kind: str, weights, warnings: list[Problem], path: str) -> Imported:
+    from layerctl.errors import SpecError
+    from layerctl.importer.writer import render
+    from layerctl.plan import build_plan
+    from layerctl.spec import parse_spec
+
+    text = render(model)
+    try:
+        spec, marks = parse_spec(text, "<imported spec>")
+        build_plan(spec, marks)
+    except SpecError as error:
+        raise ImportError_(f"the spec written from {path} is not valid (a bug in the importer; "
+                           "please report it with the source)", Location(path),
+                           problems=error.problems) from None
+    return Imported(text, kind, weights, warnings)
