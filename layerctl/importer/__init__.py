@@ -71,6 +71,20 @@ def import_source(path: str, dim_ordering: str | None = None) -> Imported:
         if problems:
             raise ImportError_(problems=problems + warnings)
         return finish(model, kind, None, warnings, path)
+    if kind == "json":
+        from layerctl.importer.json_config import read_json
+
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ImportError_("a JSON config must be UTF-8", where) from None
+        if len(data) > MAX_SOURCE_BYTES:
+            raise ImportError_(f"more than {MAX_SOURCE_BYTES:,} bytes; not a model config",
+                               where)
+        model, problems, warnings = read_json(text, path, model_stem(path))
+        if problems:
+            raise ImportError_(problems=problems)
+        return finish(model, kind, None, warnings, path)
     raise ImportError_(f"{kind} sources are not imported yet", where)
 
 

@@ -29,6 +29,7 @@ class Node:
     line: int | None = None
     kind: str = "layer"  # layer, apply, block
     owner: Node | None = None  # the applied layer of an `apply:`
+    keras1: bool = False  # a Keras 1 spelling was translated
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,9 +52,18 @@ class Wiring:
         self.nodes.append(node)
         return Ref(node)
 
-    def finish(self, single_input_name: str | None) -> tuple[list[Entry], dict[Node, str]]:
+    def finish(self, single_input_name: str | None, drop_default_names: bool = False
+               ) -> tuple[list[Entry], dict[Node, str]]:
         """Entries with names and `inputs:` resolved. `single_input_name` is the input a
-        first layer takes by default (None when there are several inputs)."""
+        first layer takes by default (None when there are several inputs). With
+        `drop_default_names`, a written name that the default rule gives anyway is left out."""
+        if drop_default_names:
+            wanted = self._names()
+            for node in self.nodes:
+                if node.name and node.kind == "layer":
+                    written, node.name = node.name, None
+                    if self._names() != wanted:
+                        node.name = written
         names = self._names()
         while len(set(names.values())) < len(names):  # an apply's default met a layer's
             taken = list(names.values())

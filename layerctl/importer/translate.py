@@ -225,6 +225,8 @@ def translate_layer(class_name: str, args: list[Any], kwargs: dict[str, Any]) ->
                **RENAMES_BY_CLASS.get(kind, {})}
     for key, value in written.items():
         was = f"was {key}={shown(value)}"
+        if value is None and key in ("input_dim", "input_length", "batch_input_shape"):
+            continue  # configs write the unset ones
         if key in quiet:
             key = {"nb_filter": "filters", "filter_length": "kernel_size", "pool_length":
                    "pool_size", "stride": "strides", "border_mode": "padding"}.get(key, key)
@@ -316,6 +318,11 @@ def without_defaults(kind: str, args: dict[str, Any]) -> dict[str, Any]:
 def _same(default: Any, value: Any) -> bool:
     if isinstance(value, Param) or isinstance(default, Param):
         return False
+    if default is None and value == "linear":
+        return True  # activation: Keras writes linear for None
+    if isinstance(default, int) and isinstance(value, list) and value \
+            and all(type(v) is int and v == default for v in value):
+        return True  # strides [1, 1] for 1
     if isinstance(default, tuple):
         default = list(default)
     if isinstance(value, tuple):
