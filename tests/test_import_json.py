@@ -34,8 +34,8 @@ def rows(plan) -> dict[str, list]:
 
 # ---- Keras 3 (oracle) -------------------------------------------------------------------
 def keras_models():
-    from keras_bridge import keras
     from keras import layers
+    from keras_bridge import keras
 
     keras.utils.clear_session()  # Keras's default names, as a fresh process gives them
     yield "sequential_cnn", keras.Sequential([

@@ -145,12 +145,12 @@ def _functional(config: dict, model: ImportedModel) -> None:
     keras1 = False
     pending = sorted(order.items(), key=lambda item: item[1][:2])
     while pending:
-        for index, (key, (i, k, layer, refs)) in enumerate(pending):
-            if all(r[0] in inputs or (r[0], r[1]) in placed for r in refs):
-                break
-        else:
+        index = next((n for n, (_, (_, _, _, refs)) in enumerate(pending)
+                      if all(r[0] in inputs or (r[0], r[1]) in placed for r in refs)), None)
+        if index is None:
             raise Unsupported(f"layer `{pending[0][0][0]}` takes inputs no layer makes (or the "
                               "graph has a cycle)")
+        key, (_, k, layer, refs) = pending[index]
         pending.pop(index)
         wired = [Ref(input=r[0]) if r[0] in inputs else Ref(placed[(r[0], r[1])], r[2])
                  for r in refs]
