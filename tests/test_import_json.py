@@ -34,9 +34,9 @@ def rows(plan) -> dict[str, list]:
 
 # ---- Keras 3 (oracle) -------------------------------------------------------------------
 def keras_models():
-    from keras import layers
-    from keras_bridge import keras
+    from keras_bridge import keras  # sets the torch backend first
 
+    layers = keras.layers
     keras.utils.clear_session()  # Keras's default names, as a fresh process gives them
     yield "sequential_cnn", keras.Sequential([
         keras.Input((8, 8, 1)), layers.Conv2D(4, 3, padding="same", activation="relu"),
