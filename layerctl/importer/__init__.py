@@ -28,6 +28,7 @@ class Imported:
     kind: str  # python, json, keras, hdf5
     weights: dict | None = None
     warnings: list[Problem] = field(default_factory=list)
+    plan: object = None  # the layerctl Plan of the spec
 
 
 def source_kind(head: bytes) -> str:
@@ -85,7 +86,32 @@ def import_source(path: str, dim_ordering: str | None = None) -> Imported:
         if problems:
             raise ImportError_(problems=problems)
         return finish(model, kind, None, warnings, path)
+    if kind == "keras":
+        return _keras_archive(path, where)
     raise ImportError_(f"{kind} sources are not imported yet", where)
+
+
+def _keras_archive(path: str, where: Location) -> Imported:
+    from layerctl.importer.json_config import read_json
+    from layerctl.importer.keras_archive import read_members
+
+    members = read_members(path)
+    try:
+        text = members["config.json"].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ImportError_("config.json is not UTF-8", where) from None
+    model, problems, warnings = read_json(text, f"{path}:config.json", model_stem(path))
+    if problems:
+        raise ImportError_(problems=problems)
+    imported = finish(model, "keras", None, warnings, path)
+    if "model.weights.h5" in members:
+        from layerctl.importer.hdf5 import keras3_layer_weights, open_hdf5, place_weights
+
+        with open_hdf5(members["model.weights.h5"], Location(f"{path}:model.weights.h5")) as f:
+            arrays = keras3_layer_weights(f)
+        arrays = {layer: arrays.get(group, []) for layer, group in model.weight_groups.items()}
+        imported.weights = place_weights(imported.plan, arrays, where)
+    return imported
 
 
 def finish(model, kind: str, weights, warnings: list[Problem], path: str) -> Imported:
@@ -97,9 +123,9 @@ def finish(model, kind: str, weights, warnings: list[Problem], path: str) -> Imp
     text = render(model)
     try:
         spec, marks = parse_spec(text, "<imported spec>")
-        build_plan(spec, marks)
+        plan = build_plan(spec, marks)
     except SpecError as error:
         raise ImportError_(f"the spec written from {path} is not valid (a bug in the importer; "
                            "please report it with the source)", Location(path),
                            problems=error.problems) from None
-    return Imported(text, kind, weights, warnings)
+    return Imported(text, kind, weights, warnings, plan)

@@ -30,6 +30,7 @@ class Node:
     kind: str = "layer"  # layer, apply, block
     owner: Node | None = None  # the applied layer of an `apply:`
     keras1: bool = False  # a Keras 1 spelling was translated
+    group: str | None = None  # where a Keras 3 weights file keeps its weights
 
 
 @dataclass(frozen=True, eq=False)

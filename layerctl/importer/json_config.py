@@ -92,8 +92,21 @@ def _input_shape(config: dict, where: str) -> list:
     raise Unsupported(f"{where}: the input has no batch_shape")
 
 
+def _h5_names(layers: list) -> list[str]:
+    """The group each layer's weights have in a Keras 3 `model.weights.h5`: its class in snake
+    case, numbered in the model's layer order (not the layer's name)."""
+    counts: dict[str, int] = {}
+    out = []
+    for layer in layers:
+        base = keras_snake_case(layer["class_name"])
+        out.append(base if base not in counts else f"{base}_{counts[base]}")
+        counts[base] = counts.get(base, 0) + 1
+    return out
+
+
 def _sequential(layers: list, model: ImportedModel) -> None:
     _layer_list(layers)
+    groups = _h5_names([x for x in layers if x["class_name"] != "InputLayer"])
     wiring = Wiring()
     keras1 = False
     for i, layer in enumerate(layers):
@@ -104,23 +117,29 @@ def _sequential(layers: list, model: ImportedModel) -> None:
             model.input_shape = _input_shape(layer.get("config", {}), where)
             continue
         node = _node(layer, where)
+        node.group = groups[len(wiring.nodes)]
         keras1 = keras1 or node.keras1
         if wiring.nodes:
             node.inputs = [Ref(wiring.nodes[-1])]
         wiring.add(node)
-    model.layers, _ = wiring.finish("input", drop_default_names=True)
+    model.layers, names = wiring.finish("input", drop_default_names=True)
+    model.weight_groups = {names[n]: n.group for n in wiring.nodes}
     _keras1_flatten(model, keras1)
 
 
 def _functional(config: dict, model: ImportedModel) -> None:
     layers = config["layers"]
     _layer_list(layers)
+    groups = _h5_names(layers)
     inputs: dict[str, dict] = {}
     calls: list[tuple[int, int, dict, list]] = []  # (layer index, node index, layer, refs)
+    masks = _mask_ops(layers)
     for i, layer in enumerate(layers):
         name = layer.get("name") or layer.get("config", {}).get("name")
         if not isinstance(name, str):
             raise Unsupported(f"layer {i + 1}: no name")
+        if name in masks:
+            continue
         if layer["class_name"] == "InputLayer":
             spec = {"name": name, "shape": _input_shape(layer.get("config", {}), name)}
             dtype = layer.get("config", {}).get("dtype")
@@ -150,13 +169,14 @@ def _functional(config: dict, model: ImportedModel) -> None:
         if index is None:
             raise Unsupported(f"layer `{pending[0][0][0]}` takes inputs no layer makes (or the "
                               "graph has a cycle)")
-        key, (_, k, layer, refs) = pending[index]
+        key, (i, k, layer, refs) = pending[index]
         pending.pop(index)
         wired = [Ref(input=r[0]) if r[0] in inputs else Ref(placed[(r[0], r[1])], r[2])
                  for r in refs]
         if k == 0:
             node = _node(layer, key[0])
             node.name = key[0]
+            node.group = groups[i]
             keras1 = keras1 or node.keras1
             first[key[0]] = node
         else:
@@ -178,6 +198,7 @@ def _functional(config: dict, model: ImportedModel) -> None:
     if outs and not isinstance(outs[0], list):
         outs = [outs]
     model.layers, names = wiring.finish("input" if single else None, drop_default_names=True)
+    model.weight_groups = {names[n]: n.group for n in wiring.nodes if n.kind == "layer"}
     outputs = []
     for entry in outs:
         node = placed.get((entry[0], entry[1]))
@@ -189,12 +210,62 @@ def _functional(config: dict, model: ImportedModel) -> None:
     _keras1_flatten(model, keras1)
 
 
+def _mask_ops(layers: list) -> set[str]:
+    """The ops that only recompute a mask layerctl propagates itself, left out: `NotEqual(x,
+    0)` beside an `Embedding(mask_zero=True)` of `x`, and `Any(NotEqual(x, v), axis=-1)` beside
+    a `Masking(mask_value=v)` of `x` (how `layerctl export` passes masks on explicitly in the
+    Keras models it writes). Any other op is refused."""
+    makers: dict[tuple, set] = {}  # (layer, node) fed -> {("embedding", 0), ("masking", v)}
+    for layer in layers:
+        config = layer.get("config", {})
+        kind = None
+        if layer["class_name"] == "Embedding" and config.get("mask_zero"):
+            kind = ("embedding", 0)
+        elif layer["class_name"] == "Masking":
+            kind = ("masking", config.get("mask_value", 0.0))
+        if kind:
+            for node in layer.get("inbound_nodes") or []:
+                for r in _history(node, str(layer.get("name"))):
+                    makers.setdefault(r[:2], set()).add(kind)
+    out: set[str] = set()
+    masking_ops: set[str] = set()
+    for layer in layers:
+        name = layer.get("name")
+        nodes = layer.get("inbound_nodes") or []
+        args = nodes[0].get("args") if len(nodes) == 1 and isinstance(nodes[0], dict) else None
+        if layer["class_name"] == "NotEqual":
+            history = args[0].get("config", {}).get("keras_history") \
+                if args and len(args) == 2 and isinstance(args[0], dict) else None
+            kinds = makers.get(tuple(history[:2]), set()) if history else set()
+            if ("embedding", 0) in kinds and args[1] == 0:
+                out.add(name)
+                continue
+            if ("masking", args[1] if args else None) in kinds:
+                masking_ops.add(name)
+                out.add(name)
+                continue
+        elif layer["class_name"] == "Any":
+            history = args[0].get("config", {}).get("keras_history") \
+                if args and len(args) == 1 and isinstance(args[0], dict) else None
+            if history and history[0] in masking_ops \
+                    and layer.get("config", {}).get("axis") == -1:
+                out.add(name)
+                continue
+        else:
+            continue
+        raise Unsupported(f"layer `{name}`: a {layer['class_name']} op that is not a "
+                          "mask layerctl computes is not read")
+    return out
+
+
 def _history(node: Any, layer: str) -> list[tuple[str, int, int]]:
     """The (layer, node index, tensor index) feeding one call, in any version's layout."""
     if isinstance(node, dict):  # Keras 3
         args = node.get("args") or []
-        if node.get("kwargs"):
-            keys = ", ".join(sorted(node["kwargs"]))
+        extra = {k: v for k, v in (node.get("kwargs") or {}).items()
+                 if k not in ("training", "mask") or (k == "training" and v not in (None, False))}
+        if extra:
+            keys = ", ".join(sorted(extra))
             raise Unsupported(f"layer `{layer}`: call arguments ({keys}) are not read")
         tensors = args[0] if len(args) == 1 and isinstance(args[0], list) else args
         refs = []
@@ -291,6 +362,10 @@ def _node(layer: dict, where: str) -> Node:
             kwargs[key] = converted
         elif converted != NEUTRAL[key]:
             raise Unsupported(f"{where}: `{key}: {json.dumps(converted)}` is not supported")
+    for key in ("kernel_size", "strides", "dilation_rate", "pool_size", "size"):
+        v = kwargs.get(key)
+        if isinstance(v, list) and v and all(type(x) is int and x == v[0] for x in v):
+            kwargs[key] = v[0]  # Keras's standardize_tuple makes (3, 3) of 3
     if class_name in ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D") \
             and kwargs.get("strides") == kwargs.get("pool_size"):
         kwargs.pop("strides", None)

@@ -91,7 +91,7 @@ RENAMES = {
     "dropout_W": "dropout", "dropout_U": "recurrent_dropout", "beta_init": "beta_initializer",
     "gamma_init": "gamma_initializer", "border_mode": "padding", "dim_ordering": "data_format",
 }
-EMBEDDING_RENAMES = {"init": "embeddings_initializer", "W_regularizer": "embeddings_regularizer",
+EMBEDDING_RENAMES = {"output_dim": "output_dim", "init": "embeddings_initializer", "W_regularizer": "embeddings_regularizer",
                      "W_constraint": "embeddings_constraint"}
 RENAMES_BY_CLASS = {"LeakyReLU": {"alpha": "negative_slope"}}
 DIM_ORDERING = {"th": "channels_first", "tf": "channels_last"}
@@ -287,6 +287,8 @@ def translate_layer(class_name: str, args: list[Any], kwargs: dict[str, Any]) ->
                         "clip(0.2x + 0.5))"
             notes.append(note)
             keras1 = True
+        elif key in renames and renames[key] == key:
+            named[key] = value_of(key, value)
         elif key in renames and renames[key] not in (written.keys() - {key}):
             named[renames[key]] = value_of(renames[key], value)
             notes.append(was)

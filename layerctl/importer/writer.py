@@ -52,6 +52,7 @@ class ImportedModel:
     compile: dict[str, Any] | None = None
     train: dict[str, Any] | None = None
     notes: dict[str, list[str]] = field(default_factory=dict)  # top-level key -> comments
+    weight_groups: dict[str, str] = field(default_factory=dict)  # layer -> weights file group
 
 
 def scalar(value: Any) -> str:
