@@ -98,8 +98,8 @@ def test_keras3_to_json_imports_with_keras_shapes_and_predictions(which, tmp_pat
 def test_keras3_configs_leave_defaults_out(tmp_path):
     model = dict(keras_models())["sequential_cnn"]
     text = import_json(tmp_path, model.to_json())
-    assert "- {type: Conv2D, filters: 4, kernel_size: [3, 3], padding: same, " \
-           "activation: relu}" in text
+    assert "- {type: Conv2D, filters: 4, kernel_size: 3, padding: same, activation: relu}" \
+        in text
     assert "- {type: BatchNormalization}" in text and "- {type: MaxPooling2D}" in text
     assert "name:" not in text.split("layers:")[1]  # Keras's default names are layerctl's
 

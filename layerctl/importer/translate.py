@@ -91,7 +91,8 @@ RENAMES = {
     "dropout_W": "dropout", "dropout_U": "recurrent_dropout", "beta_init": "beta_initializer",
     "gamma_init": "gamma_initializer", "border_mode": "padding", "dim_ordering": "data_format",
 }
-EMBEDDING_RENAMES = {"output_dim": "output_dim", "init": "embeddings_initializer", "W_regularizer": "embeddings_regularizer",
+EMBEDDING_RENAMES = {"output_dim": "output_dim", "init": "embeddings_initializer",
+                     "W_regularizer": "embeddings_regularizer",
                      "W_constraint": "embeddings_constraint"}
 RENAMES_BY_CLASS = {"LeakyReLU": {"alpha": "negative_slope"}}
 DIM_ORDERING = {"th": "channels_first", "tf": "channels_last"}
