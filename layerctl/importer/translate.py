@@ -328,6 +328,9 @@ def _same(default: Any, value: Any) -> bool:
         return True  # strides [1, 1] for 1
     if isinstance(default, tuple):
         default = list(default)
+    if type(value) is int and isinstance(default, list) and default \
+            and all(type(d) is int and d == value for d in default):
+        return True  # pool_size 2 for (2, 2)
     if isinstance(value, tuple):
         value = list(value)
     return type(default) is type(value) and default == value
