@@ -88,7 +88,40 @@ def import_source(path: str, dim_ordering: str | None = None) -> Imported:
         return finish(model, kind, None, warnings, path)
     if kind == "keras":
         return _keras_archive(path, where)
-    raise ImportError_(f"{kind} sources are not imported yet", where)
+    return _legacy_hdf5(path, where)
+
+
+def _legacy_hdf5(path: str, where: Location) -> Imported:
+    """A Keras 1 or 2 `.h5` model file: `model_config` read as a JSON config, the
+    `model_weights` groups converted to Keras 3 layouts."""
+    from layerctl.importer.hdf5 import (
+        convert_legacy,
+        legacy_layer_weights,
+        legacy_model,
+        open_hdf5,
+        place_weights,
+    )
+    from layerctl.importer.json_config import read_json
+
+    with open_hdf5(path, where) as file:
+        config, version, backend = legacy_model(file, where)
+        arrays = legacy_layer_weights(file, where)
+    model, problems, warnings = read_json(config, f"{path}:model_config", model_stem(path))
+    if problems:
+        raise ImportError_(problems=problems)
+    model.header.append(f"Saved by Keras {version}" + (f" ({backend} backend)." if backend
+                                                        else "."))
+    imported = finish(model, "hdf5", None, warnings, path)
+    keras1 = version.startswith("1")
+    types = {n.name: n.layer.keras_class for n in imported.plan.nodes}
+    formats = {n.name: getattr(n.layer, "data_format", None) for n in imported.plan.nodes}
+    placed = {}
+    for layer, source in model.keras_names.items():
+        placed[layer] = convert_legacy(types.get(layer, ""), arrays.get(source, []), keras1,
+                                       formats.get(layer) == "channels_first",
+                                       backend == "theano")
+    imported.weights = place_weights(imported.plan, placed, where)
+    return imported
 
 
 def _keras_archive(path: str, where: Location) -> Imported:

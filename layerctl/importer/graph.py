@@ -31,6 +31,7 @@ class Node:
     owner: Node | None = None  # the applied layer of an `apply:`
     keras1: bool = False  # a Keras 1 spelling was translated
     group: str | None = None  # where a Keras 3 weights file keeps its weights
+    keras_name: str | None = None  # the layer's name in the source (legacy weights files)
 
 
 @dataclass(frozen=True, eq=False)

@@ -86,3 +86,62 @@ def place_weights(plan, arrays: dict[str, list[np.ndarray]], where: Location
     if problems:
         raise HDF5Error("the weights do not fit the model: " + "; ".join(problems), where)
     return out
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def legacy_model(file, where: Location) -> tuple[str, str, str | None]:
+    """(model_config JSON, keras_version, backend) of a Keras 1/2 `.h5` model file."""
+    if "model_config" not in file.attrs:
+        if "layer_names" in file.attrs:
+            raise HDF5Error("a weights-only .h5 file (save_weights) holds no model; import the "
+                            "model's JSON config or full .h5 file instead", where)
+        raise HDF5Error("no `model_config` attribute: not a Keras 1/2 model file", where)
+    version = _text(file.attrs.get("keras_version", b"1"))
+    backend = file.attrs.get("backend")
+    return _text(file.attrs["model_config"]), version, None if backend is None else _text(backend)
+
+
+def legacy_layer_weights(file, where: Location) -> dict[str, list[np.ndarray]]:
+    """Each layer's arrays, in the file's `weight_names` order, by Keras layer name."""
+    group = file["model_weights"] if "model_weights" in file else file
+    out = {}
+    for name in (_text(n) for n in group.attrs.get("layer_names", [])):
+        if name not in group:
+            raise HDF5Error(f"layer '{name}' is listed but has no weights group", where)
+        layer = group[name]
+        try:
+            out[name] = [np.asarray(layer[_text(w)])
+                         for w in layer.attrs.get("weight_names", [])]
+        except (KeyError, OSError) as error:
+            raise HDF5Error(f"layer '{name}': a weight cannot be read ({error})", where) from None
+    return out
+
+
+def convert_legacy(kind: str, arrays: list[np.ndarray], keras1: bool, channels_first: bool,
+                   theano: bool) -> list[np.ndarray]:
+    """Keras 1/2 weight layouts in Keras 3's, as Keras 2's loader converted them
+    (`preprocess_weights_for_loading`): Keras 1 LSTM's twelve per-gate arrays (stored i, c,
+    f, o; W, U, b each) packed into kernel, recurrent_kernel, bias in i, f, c, o order;
+    Keras 1 channels-first conv kernels (filters, in, rows, cols) transposed to (rows, cols,
+    in, filters); kernels of files saved by Theano flipped on their spatial axes (Theano
+    convolves, TensorFlow and Keras 3 correlate)."""
+    arrays = list(arrays)
+    if kind == "LSTM" and keras1 and len(arrays) == 12:
+        w = arrays
+        arrays = [np.concatenate([w[0], w[6], w[3], w[9]], axis=-1),
+                  np.concatenate([w[1], w[7], w[4], w[10]], axis=-1),
+                  np.concatenate([w[2], w[8], w[5], w[11]], axis=-1)]
+    if kind in ("Conv1D", "Conv2D", "Conv2DTranspose") and arrays:
+        kernel = arrays[0]
+        if kind == "Conv2D" and keras1 and channels_first:
+            kernel = np.transpose(kernel, (2, 3, 1, 0))
+        elif kind != "Conv2D" and keras1:
+            raise HDF5Error(f"Keras 1 {kind} weights are not converted yet")
+        if theano:
+            spatial = kernel.ndim - 2
+            kernel = kernel[(slice(None, None, -1),) * spatial]
+        arrays[0] = np.ascontiguousarray(kernel)
+    return arrays

@@ -124,6 +124,8 @@ def _sequential(layers: list, model: ImportedModel) -> None:
         wiring.add(node)
     model.layers, names = wiring.finish("input", drop_default_names=True)
     model.weight_groups = {names[n]: n.group for n in wiring.nodes}
+    model.keras_names = {names[n]: n.keras_name for n in wiring.nodes}
+    model.keras1 = keras1
     _keras1_flatten(model, keras1)
 
 
@@ -199,6 +201,8 @@ def _functional(config: dict, model: ImportedModel) -> None:
         outs = [outs]
     model.layers, names = wiring.finish("input" if single else None, drop_default_names=True)
     model.weight_groups = {names[n]: n.group for n in wiring.nodes if n.kind == "layer"}
+    model.keras_names = {names[n]: n.keras_name for n in wiring.nodes if n.kind == "layer"}
+    model.keras1 = keras1
     outputs = []
     for entry in outs:
         node = placed.get((entry[0], entry[1]))
@@ -347,7 +351,7 @@ def _node(layer: dict, where: str) -> Node:
     kwargs: dict[str, Any] = {}
     for key, raw in config.items():
         converted = value(raw, f"{where} `{key}`")
-        if key == "dtype":
+        if key in ("dtype", "input_dtype"):
             if converted not in (None, "float32"):
                 raise Unsupported(f"{where}: dtype {converted!r}: layerctl computes in float32")
             continue
@@ -372,6 +376,7 @@ def _node(layer: dict, where: str) -> Node:
     translated = translate_layer(class_name, [], kwargs)
     node = Node({"type": translated.type, **translated.args}, name, [], translated.notes)
     node.keras1 = translated.keras1
+    node.keras_name = name
     return node
 
 

@@ -53,6 +53,8 @@ class ImportedModel:
     train: dict[str, Any] | None = None
     notes: dict[str, list[str]] = field(default_factory=dict)  # top-level key -> comments
     weight_groups: dict[str, str] = field(default_factory=dict)  # layer -> weights file group
+    keras_names: dict[str, str] = field(default_factory=dict)  # layer -> its source name
+    keras1: bool = False
 
 
 def scalar(value: Any) -> str:
