@@ -211,3 +211,81 @@ def test_unknown_or_unsupported_configs_are_refused_with_a_location(tmp_path, co
         import_source(str(path))
     assert caught.value.problems[0].render().replace(str(tmp_path) + "/", "").startswith(
         message), caught.value.problems[0].render()
+
+
+def assert_predicts_like(plan, graph, model) -> None:
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(4,) + tuple(i.shape[1:])).astype("float32") for i in model.inputs]
+    expected = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    got = graph.predict({i.name: x for i, x in zip(plan.inputs, xs, strict=True)})
+    if isinstance(got, dict):
+        for g, e in zip(got.values(), expected, strict=True):
+            np.testing.assert_allclose(g, e, atol=1e-5)
+    else:
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("which", KERAS_MODELS)
+def test_keras3_archive_of_a_model_built_in_code_predicts_like_keras(which, tmp_path):
+    from click.testing import CliRunner
+
+    from layerctl.cli import cli
+
+    model = dict(keras_models())[which]
+    model.save(tmp_path / "model.keras")
+    out, npz = tmp_path / "model.yaml", tmp_path / "weights.npz"
+    result = CliRunner().invoke(cli, ["import", str(tmp_path / "model.keras"), "-o", str(out),
+                                      "--weights-out", str(npz)])
+    assert result.exit_code == 0, result.output
+    plan = plan_of(out.read_text())
+    graph = Graph(plan)
+    with np.load(npz) as loaded:
+        graph.set_weights(dict(loaded))
+    assert_predicts_like(plan, graph, model)
+
+
+SOURCES = {
+    "sequential": """
+import keras
+from keras import layers
+
+model = keras.Sequential([
+    keras.Input(shape=(6, 6, 1)),
+    layers.Conv2D(4, (3, 3), padding="same", activation="relu", name="conv"),
+    layers.MaxPooling2D(pool_size=(2, 2)),
+    layers.Flatten(),
+    layers.Dense(5, activation="tanh"),
+])
+""",
+    "functional": """
+import keras
+from keras import layers
+
+a = keras.Input(shape=(4,), name="a")
+b = keras.Input(shape=(4,), name="b")
+shared = layers.Dense(3, activation="relu", name="shared")
+joined = layers.concatenate([shared(a), shared(b)])
+out = layers.Dense(2, name="out")(joined)
+model = keras.Model(inputs=[a, b], outputs=[out, joined])
+""",
+}
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("which", sorted(SOURCES))
+def test_python_source_imports_like_the_model_it_builds(which, tmp_path):
+    from keras_bridge import keras
+
+    keras.utils.clear_session()
+    scope: dict = {}
+    exec(SOURCES[which], scope)  # the oracle: Keras builds the model (the importer never runs it)
+    model = scope["model"]
+    path = tmp_path / "model.py"
+    path.write_text(SOURCES[which])
+    plan = plan_of(import_source(str(path)).text)
+    graph = Graph(plan)
+    graph.set_weights({f"{layer.name}/{w.name}": np.asarray(w) for layer in model.layers
+                       for w in layer.weights})
+    assert summary_json(plan)["total_params"] == model.count_params()
+    assert_predicts_like(plan, graph, model)
