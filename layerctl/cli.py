@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pad": ("pad", "Tokenize and pad text corpora into arrays, like Keras pad_sequences."),
     "export": ("export", "Hand a trained model to ONNX Runtime or Keras."),
     "gradcheck": ("gradcheck", "Check a spec's gradients against float64 central differences."),
+    "import": ("import_", "Turn a Keras model, config or Keras code (Keras 1 too) into a spec."),
 }
 
 

@@ -1,0 +1,391 @@
+"""A Keras model config (`model.to_json()` of Keras 1, 2 or 3) as an `ImportedModel`.
+
+The layouts differ by version: Keras 3 writes `{"module", "class_name", "config"}` with layers
+whose `inbound_nodes` are `{"args": [keras tensors with keras_history]}`; Keras 2 writes
+`inbound_nodes` as `[[[layer, node, tensor, kwargs], ...], ...]` and `batch_input_shape`;
+Keras 1 the same without kwargs (a Sequential's config may be the bare layer list) and its own
+argument names, which `translate` renames. A layer called twice (node index > 0) becomes an
+`apply:` of the first call; nodes are placed in an order where every input comes first.
+Keras values that layerctl has no field for are dropped only when they hold Keras's neutral
+default (`synchronized: false`, a float32 dtype policy); any other value is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from layerctl.errors import Location, Problem
+from layerctl.importer.graph import Node, Ref, Wiring
+from layerctl.importer.translate import Unsupported, translate_layer
+from layerctl.importer.writer import ImportedModel
+from layerctl.layers import LAYER_TYPES
+from layerctl.layers.base import keras_snake_case
+
+MAX_LAYERS = 10_000
+
+# Keras config keys layerctl has no field for -> the value that means "nothing special"
+NEUTRAL: dict[str, Any] = {
+    "trainable": True, "quantization_config": None, "lora_rank": None, "lora_alpha": None,
+    "lora_enabled": False, "synchronized": False, "renorm": False, "renorm_clipping": None,
+    "renorm_momentum": 0.99, "seed": None, "noise_shape": None, "sparse": False,
+    "ragged": False, "optional": False, "input_dtype": None, "activity_regularizer": None,
+    "autocast": True, "use_cudnn": "auto", "unroll": False, "stateful": False,
+    "go_backwards": False, "time_major": False, "implementation": 2,
+}
+MODEL_CLASSES = {"Sequential", "Functional", "Model"}
+KERAS1_MERGE = {"sum": "Add", "concat": "Concatenate", "mul": "Multiply", "ave": "Average",
+                "max": "Maximum", "dot": "Dot"}
+
+
+def read_json(text: str, file: str, stem: str):
+    """(ImportedModel or None, problems, warnings)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        return None, [Problem(f"not valid JSON: {error.msg}",
+                              Location(file, error.lineno, error.colno))], []
+    try:
+        return read_config(data, file, stem), [], []
+    except Unsupported as error:
+        return None, [Problem(str(error), Location(file))], []
+
+
+def read_config(data: Any, file: str, stem: str) -> ImportedModel:
+    if not isinstance(data, dict) or data.get("class_name") not in MODEL_CLASSES:
+        raise Unsupported("not a Keras model config: expected `class_name` Sequential, "
+                          "Functional or Model")
+    config = data.get("config")
+    model = ImportedModel(header=[f"Imported by `layerctl import` from {file}."])
+    if data["class_name"] == "Sequential":
+        layers = config if isinstance(config, list) else (config or {}).get("layers")
+        name = None if isinstance(config, list) else (config or {}).get("name")
+        if not isinstance(layers, list) or not layers:
+            raise Unsupported("the Sequential config holds no `layers` list")
+        _sequential(layers, model)
+    else:
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise Unsupported("the model config holds no `layers` list")
+        name = config.get("name")
+        _functional(config, model)
+    if name and isinstance(name, str) and not name.startswith(("sequential", "functional",
+                                                                "model")):
+        model.name = name
+    else:
+        model.name = stem
+    return model
+
+
+def _layer_list(layers: list) -> None:
+    if len(layers) > MAX_LAYERS:
+        raise Unsupported(f"{len(layers):,} layers; at most {MAX_LAYERS:,} are read")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str) \
+                or not isinstance(layer.get("config", {}), dict):
+            raise Unsupported(f"layer {i + 1}: not a `{{class_name, config}}` mapping")
+
+
+def _input_shape(config: dict, where: str) -> list:
+    for key in ("batch_shape", "batch_input_shape"):
+        if isinstance(config.get(key), list):
+            return list(config[key])[1:]
+    raise Unsupported(f"{where}: the input has no batch_shape")
+
+
+def _h5_names(layers: list) -> list[str]:
+    """The group each layer's weights have in a Keras 3 `model.weights.h5`: its class in snake
+    case, numbered in the model's layer order (not the layer's name)."""
+    counts: dict[str, int] = {}
+    out = []
+    for layer in layers:
+        base = keras_snake_case(layer["class_name"])
+        out.append(base if base not in counts else f"{base}_{counts[base]}")
+        counts[base] = counts.get(base, 0) + 1
+    return out
+
+
+def _sequential(layers: list, model: ImportedModel) -> None:
+    _layer_list(layers)
+    groups = _h5_names([x for x in layers if x["class_name"] != "InputLayer"])
+    wiring = Wiring()
+    keras1 = False
+    for i, layer in enumerate(layers):
+        where = f"layer {i + 1} ({layer['class_name']})"
+        if layer["class_name"] == "InputLayer":
+            if i != 0:
+                raise Unsupported(f"{where}: an InputLayer after the first layer")
+            model.input_shape = _input_shape(layer.get("config", {}), where)
+            continue
+        node = _node(layer, where)
+        node.group = groups[len(wiring.nodes)]
+        keras1 = keras1 or node.keras1
+        if wiring.nodes:
+            node.inputs = [Ref(wiring.nodes[-1])]
+        wiring.add(node)
+    model.layers, names = wiring.finish("input", drop_default_names=True)
+    model.weight_groups = {names[n]: n.group for n in wiring.nodes}
+    model.keras_names = {names[n]: n.keras_name for n in wiring.nodes}
+    model.keras1 = keras1
+    _keras1_flatten(model, keras1)
+
+
+def _functional(config: dict, model: ImportedModel) -> None:
+    layers = config["layers"]
+    _layer_list(layers)
+    groups = _h5_names(layers)
+    inputs: dict[str, dict] = {}
+    calls: list[tuple[int, int, dict, list]] = []  # (layer index, node index, layer, refs)
+    masks = _mask_ops(layers)
+    for i, layer in enumerate(layers):
+        name = layer.get("name") or layer.get("config", {}).get("name")
+        if not isinstance(name, str):
+            raise Unsupported(f"layer {i + 1}: no name")
+        if name in masks:
+            continue
+        if layer["class_name"] == "InputLayer":
+            spec = {"name": name, "shape": _input_shape(layer.get("config", {}), name)}
+            dtype = layer.get("config", {}).get("dtype")
+            if isinstance(dtype, str) and dtype != "float32":
+                spec["dtype"] = dtype
+            inputs[name] = spec
+            continue
+        for k, node in enumerate(layer.get("inbound_nodes") or []):
+            calls.append((i, k, layer, _history(node, name)))
+    order = {(layers[i].get("name") or layers[i]["config"]["name"], k): (i, k, layer, refs)
+             for i, k, layer, refs in calls}
+    listed = config.get("input_layers") or []
+    if listed and not isinstance(listed[0], list):
+        listed = [listed]  # Keras 3 writes one input as a bare [name, 0, 0]
+    input_names = [entry[0] for entry in listed]
+    for name in input_names:
+        if name not in inputs:
+            raise Unsupported(f"input `{name}` is not an InputLayer of the config")
+    wiring = Wiring(input_names=input_names)
+    placed: dict[tuple[str, int], Node] = {}
+    first: dict[str, Node] = {}
+    keras1 = False
+    pending = sorted(order.items(), key=lambda item: item[1][:2])
+    while pending:
+        index = next((n for n, (_, (_, _, _, refs)) in enumerate(pending)
+                      if all(r[0] in inputs or (r[0], r[1]) in placed for r in refs)), None)
+        if index is None:
+            raise Unsupported(f"layer `{pending[0][0][0]}` takes inputs no layer makes (or the "
+                              "graph has a cycle)")
+        key, (i, k, layer, refs) = pending[index]
+        pending.pop(index)
+        wired = [Ref(input=r[0]) if r[0] in inputs else Ref(placed[(r[0], r[1])], r[2])
+                 for r in refs]
+        if k == 0:
+            node = _node(layer, key[0])
+            node.name = key[0]
+            node.group = groups[i]
+            keras1 = keras1 or node.keras1
+            first[key[0]] = node
+        else:
+            node = Node({"apply": None}, None, [], [], None, kind="apply", owner=first[key[0]])
+        node.inputs = wired
+        placed[key] = node
+        wiring.add(node)
+    specs = [inputs[n] for n in input_names]
+    single = len(specs) == 1 and "dtype" not in specs[0]
+    if single:
+        model.input_shape = specs[0]["shape"]
+        for node in wiring.nodes:
+            node.inputs = [Ref(input="input") if r.input == input_names[0] else r
+                           for r in node.inputs]
+        wiring.input_names = ["input"]
+    else:
+        model.inputs = specs
+    outs = config.get("output_layers") or []
+    if outs and not isinstance(outs[0], list):
+        outs = [outs]
+    model.layers, names = wiring.finish("input" if single else None, drop_default_names=True)
+    model.weight_groups = {names[n]: n.group for n in wiring.nodes if n.kind == "layer"}
+    model.keras_names = {names[n]: n.keras_name for n in wiring.nodes if n.kind == "layer"}
+    model.keras1 = keras1
+    outputs = []
+    for entry in outs:
+        node = placed.get((entry[0], entry[1]))
+        if node is None:
+            raise Unsupported(f"output `{entry[0]}` is not a layer of the config")
+        outputs.append(names[node] if entry[2] == 0 else f"{names[node]}.{entry[2]}")
+    if outputs != [names[wiring.nodes[-1]]]:
+        model.outputs = outputs
+    _keras1_flatten(model, keras1)
+
+
+def _mask_ops(layers: list) -> set[str]:
+    """The ops that only recompute a mask layerctl propagates itself, left out: `NotEqual(x,
+    0)` beside an `Embedding(mask_zero=True)` of `x`, and `Any(NotEqual(x, v), axis=-1)` beside
+    a `Masking(mask_value=v)` of `x` (how `layerctl export` passes masks on explicitly in the
+    Keras models it writes). Any other op is refused."""
+    makers: dict[tuple, set] = {}  # (layer, node) fed -> {("embedding", 0), ("masking", v)}
+    for layer in layers:
+        config = layer.get("config", {})
+        kind = None
+        if layer["class_name"] == "Embedding" and config.get("mask_zero"):
+            kind = ("embedding", 0)
+        elif layer["class_name"] == "Masking":
+            kind = ("masking", config.get("mask_value", 0.0))
+        if kind:
+            for node in layer.get("inbound_nodes") or []:
+                for r in _history(node, str(layer.get("name"))):
+                    makers.setdefault(r[:2], set()).add(kind)
+    out: set[str] = set()
+    masking_ops: set[str] = set()
+    for layer in layers:
+        name = layer.get("name")
+        nodes = layer.get("inbound_nodes") or []
+        args = nodes[0].get("args") if len(nodes) == 1 and isinstance(nodes[0], dict) else None
+        if layer["class_name"] == "NotEqual":
+            history = args[0].get("config", {}).get("keras_history") \
+                if args and len(args) == 2 and isinstance(args[0], dict) else None
+            kinds = makers.get(tuple(history[:2]), set()) if history else set()
+            if ("embedding", 0) in kinds and args[1] == 0:
+                out.add(name)
+                continue
+            if ("masking", args[1] if args else None) in kinds:
+                masking_ops.add(name)
+                out.add(name)
+                continue
+        elif layer["class_name"] == "Any":
+            history = args[0].get("config", {}).get("keras_history") \
+                if args and len(args) == 1 and isinstance(args[0], dict) else None
+            if history and history[0] in masking_ops \
+                    and layer.get("config", {}).get("axis") == -1:
+                out.add(name)
+                continue
+        else:
+            continue
+        raise Unsupported(f"layer `{name}`: a {layer['class_name']} op that is not a "
+                          "mask layerctl computes is not read")
+    return out
+
+
+def _history(node: Any, layer: str) -> list[tuple[str, int, int]]:
+    """The (layer, node index, tensor index) feeding one call, in any version's layout."""
+    if isinstance(node, dict):  # Keras 3
+        args = node.get("args") or []
+        extra = {k: v for k, v in (node.get("kwargs") or {}).items()
+                 if k not in ("training", "mask") or (k == "training" and v not in (None, False))}
+        if extra:
+            keys = ", ".join(sorted(extra))
+            raise Unsupported(f"layer `{layer}`: call arguments ({keys}) are not read")
+        tensors = args[0] if len(args) == 1 and isinstance(args[0], list) else args
+        refs = []
+        for tensor in tensors:
+            history = tensor.get("config", {}).get("keras_history") \
+                if isinstance(tensor, dict) else None
+            if not isinstance(history, list) or len(history) != 3:
+                raise Unsupported(f"layer `{layer}`: an input that is not a Keras tensor")
+            refs.append((history[0], history[1], history[2]))
+        return refs
+    if isinstance(node, list):  # Keras 1 and 2: [[layer, node, tensor(, kwargs)], ...]
+        refs = []
+        for entry in node:
+            if not isinstance(entry, list) or len(entry) < 3:
+                raise Unsupported(f"layer `{layer}`: an inbound node is not [layer, node, "
+                                  "tensor]")
+            if len(entry) > 3 and entry[3]:
+                raise Unsupported(f"layer `{layer}`: call arguments ({', '.join(entry[3])}) "
+                                  "are not read")
+            refs.append((entry[0], entry[1], entry[2]))
+        return refs
+    raise Unsupported(f"layer `{layer}`: inbound nodes in an unknown layout")
+
+
+def value(raw: Any, where: str) -> Any:
+    """A Keras serialized value (initializer, regularizer, constraint) as a spec value."""
+    if isinstance(raw, dict) and "class_name" in raw:
+        name, config = raw["class_name"], raw.get("config") or {}
+        if name == "DTypePolicy":
+            return config.get("name")
+        if name == "__tuple__":
+            return list(config.get("value", []))
+        kept = {k: v for k, v in config.items() if v is not None}
+        kind = {"L1L2": "l1_l2"}.get(name, keras_snake_case(name))
+        if kind == "variance_scaling" and kept.get("scale") == 1.0 \
+                and kept.get("mode") == "fan_avg" and kept.get("distribution") == "uniform" \
+                and len(kept) == 3:
+            kind, kept = "glorot_uniform", {}  # how Keras 2 wrote its default
+        return kind if not kept else {"type": kind, **kept}
+    if isinstance(raw, dict) and "name" in raw:  # Keras 1 regularizers and constraints
+        name = raw["name"]
+        rest = {k: v for k, v in raw.items() if k != "name"}
+        if name == "WeightRegularizer":
+            l1, l2 = rest.get("l1", 0.0), rest.get("l2", 0.0)
+            return {"type": "l1_l2", "l1": l1, "l2": l2} if l1 and l2 else \
+                {"type": "l1", "l1": l1} if l1 else {"type": "l2", "l2": l2}
+        if name == "MaxNorm":
+            return {"type": "max_norm", "max_value": rest.get("m", 2), "axis": rest.get("axis", 0)}
+        if name in ("NonNeg", "UnitNorm"):
+            return keras_snake_case(name)
+        raise Unsupported(f"{where}: `{name}` is not a value layerctl knows")
+    if isinstance(raw, list):
+        return [value(v, where) for v in raw]
+    return raw
+
+
+def _node(layer: dict, where: str) -> Node:
+    class_name = layer["class_name"]
+    config = dict(layer.get("config") or {})
+    if class_name == "Merge":
+        mode = config.pop("mode", "sum")
+        if mode not in KERAS1_MERGE:
+            raise Unsupported(f"{where}: Merge(mode={mode!r}) has no Keras 3 layer")
+        class_name = KERAS1_MERGE[mode]
+        if "concat_axis" in config:
+            config["axis"] = config.pop("concat_axis")
+        if "dot_axes" in config:
+            config["axes"] = config.pop("dot_axes")
+        for key in ("mode_type", "output_shape_type", "output_mask_type"):
+            config.pop(key, None)  # how Keras 1 serialized a Python function mode
+        for key in ("output_shape", "output_mask", "arguments"):
+            if config.pop(key, None):
+                raise Unsupported(f"{where}: Merge with `{key}` (Python code) is not read")
+    name = config.pop("name", None)
+    keras_kind = LAYER_TYPES.get(class_name)
+    if keras_kind is None and class_name not in ("Convolution1D", "Convolution2D"):
+        raise Unsupported(f"{where}: `{class_name}` is not a layer type layerctl supports")
+    fields = set(keras_kind.model_fields) if keras_kind else set()
+    kwargs: dict[str, Any] = {}
+    for key, raw in config.items():
+        converted = value(raw, f"{where} `{key}`")
+        if key in ("dtype", "input_dtype"):
+            if converted not in (None, "float32"):
+                raise Unsupported(f"{where}: dtype {converted!r}: layerctl computes in float32")
+            continue
+        if key == "trainable" and converted is False:
+            kwargs[key] = False
+            continue
+        if key == "data_format" and converted == "channels_last":
+            continue  # the model default
+        if key == "activation" and converted == "linear":
+            converted = None
+        if key in fields or key not in NEUTRAL:
+            kwargs[key] = converted
+        elif converted != NEUTRAL[key]:
+            raise Unsupported(f"{where}: `{key}: {json.dumps(converted)}` is not supported")
+    for key in ("kernel_size", "strides", "dilation_rate", "pool_size", "size"):
+        v = kwargs.get(key)
+        if isinstance(v, list) and v and all(type(x) is int and x == v[0] for x in v):
+            kwargs[key] = v[0]  # Keras's standardize_tuple makes (3, 3) of 3
+    if class_name in ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D") \
+            and kwargs.get("strides") == kwargs.get("pool_size"):
+        kwargs.pop("strides", None)
+    translated = translate_layer(class_name, [], kwargs)
+    node = Node({"type": translated.type, **translated.args}, name, [], translated.notes)
+    node.keras1 = translated.keras1
+    node.keras_name = name
+    return node
+
+
+def _keras1_flatten(model: ImportedModel, keras1: bool) -> None:
+    """Keras 1's Flatten kept the stored order: after channels_first layers, say so."""
+    if not keras1 or not any(e.args.get("data_format") == "channels_first"
+                             for e in model.layers):
+        return
+    for entry in model.layers:
+        if entry.args.get("type") == "Flatten" and "data_format" not in entry.args:
+            entry.args["data_format"] = "channels_last"
+            entry.notes.append("Keras 1's Flatten kept the stored (channels-first) order")

@@ -1,0 +1,291 @@
+"""`layerctl import` of JSON model configs: Keras 3 `to_json()` (oracle: models built in Keras
+from code, whose shapes and predictions the imported spec reproduces) and the Keras 1 and 2
+layouts (hand-written configs in their formats)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from layerctl.graph import Graph
+from layerctl.importer import ImportError_, import_source
+from layerctl.plan import build_plan
+from layerctl.report import summary_json
+from layerctl.spec import parse_spec
+
+
+def import_json(tmp_path: Path, config: dict | str, name: str = "model.json") -> str:
+    path = tmp_path / name
+    path.write_text(config if isinstance(config, str) else json.dumps(config))
+    return import_source(str(path)).text
+
+
+def plan_of(text: str):
+    spec, marks = parse_spec(text, "imported.yaml")
+    return build_plan(spec, marks)
+
+
+def rows(plan) -> dict[str, list]:
+    return {row["name"]: row["output_shape"] for row in summary_json(plan)["layers"]}
+
+
+# ---- Keras 3 (oracle) -------------------------------------------------------------------
+def keras_models():
+    from keras_bridge import keras  # sets the torch backend first
+
+    layers = keras.layers
+    keras.utils.clear_session()  # Keras's default names, as a fresh process gives them
+    yield "sequential_cnn", keras.Sequential([
+        keras.Input((8, 8, 1)), layers.Conv2D(4, 3, padding="same", activation="relu"),
+        layers.BatchNormalization(), layers.MaxPooling2D(), layers.Conv2D(6, (2, 2), strides=2),
+        layers.Flatten(), layers.Dropout(0.2), layers.Dense(3, activation="softmax")])
+    yield "sequential_lstm", keras.Sequential([
+        keras.Input((5, 3)), layers.Masking(), layers.LSTM(4, return_sequences=True),
+        layers.LSTM(2, recurrent_activation="hard_sigmoid")])
+    a, b = keras.Input((5,), name="a"), keras.Input((5,), name="b")
+    shared = layers.Dense(3, activation="tanh", name="shared")
+    joined = layers.Concatenate()([shared(a), shared(b)])
+    hidden = layers.Dense(4, kernel_regularizer="l2", use_bias=False)(joined)
+    yield "functional_shared", keras.Model(
+        [a, b], [layers.Dense(2, name="out")(hidden), layers.Add()([shared(a), shared(b)])])
+    x = keras.Input((6, 6, 2))
+    h = layers.Conv2D(3, 3, padding="same")(x)
+    h = layers.Add()([h, layers.Conv2D(3, 1)(x)])
+    h = layers.GlobalAveragePooling2D()(layers.Activation("relu")(h))
+    yield "functional_residual", keras.Model(x, layers.Dense(2)(h))
+
+
+KERAS_MODELS = ["sequential_cnn", "sequential_lstm", "functional_shared", "functional_residual"]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("which", KERAS_MODELS)
+def test_keras3_to_json_imports_with_keras_shapes_and_predictions(which, tmp_path):
+    model = dict(keras_models())[which]
+    text = import_json(tmp_path, model.to_json())
+    plan = plan_of(text)
+    # every layer's output shape is Keras's (one row per call: a shared layer's later calls
+    # are `apply:` rows named after it)
+    got = rows(plan)
+    for layer in model.layers:
+        if layer.__class__.__name__ == "InputLayer":
+            continue
+        for k, node in enumerate(layer._inbound_nodes):
+            name = [n for n in got if n == layer.name or n.startswith(layer.name + "_")][k]
+            assert got[name] == list(node.outputs[0].shape), (layer.name, k)
+    assert summary_json(plan)["total_params"] == model.count_params()
+    graph = Graph(plan)
+    graph.set_weights({f"{layer.name}/{w.name}": np.asarray(w) for layer in model.layers
+                       for w in layer.weights})
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(4,) + tuple(i.shape[1:])).astype("float32") for i in model.inputs]
+    if which == "sequential_lstm":
+        xs[0][:, -2:] = 0.0  # masked steps
+    expected = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    got_out = graph.predict({i.name: x for i, x in zip(plan.inputs, xs, strict=True)})
+    if isinstance(got_out, dict):
+        got_out = list(got_out.values())
+        for g, e in zip(got_out, expected, strict=True):
+            np.testing.assert_allclose(g, e, atol=1e-5)
+    else:
+        np.testing.assert_allclose(got_out, expected, atol=1e-5)
+
+
+@pytest.mark.oracle
+def test_keras3_configs_leave_defaults_out(tmp_path):
+    model = dict(keras_models())["sequential_cnn"]
+    text = import_json(tmp_path, model.to_json())
+    assert "- {type: Conv2D, filters: 4, kernel_size: 3, padding: same, activation: relu}" \
+        in text
+    assert "- {type: BatchNormalization}" in text and "- {type: MaxPooling2D}" in text
+    assert "name:" not in text.split("layers:")[1]  # Keras's default names are layerctl's
+
+
+# ---- Keras 2 and Keras 1 layouts ----------------------------------------------------------
+KERAS2_SEQUENTIAL = {
+    "class_name": "Sequential", "keras_version": "2.2.4", "backend": "tensorflow",
+    "config": {"name": "sequential_1", "layers": [
+        {"class_name": "Dense", "config": {
+            "name": "dense_1", "trainable": True, "batch_input_shape": [None, 20],
+            "dtype": "float32", "units": 64, "activation": "relu", "use_bias": True,
+            "kernel_initializer": {"class_name": "VarianceScaling", "config": {
+                "scale": 1.0, "mode": "fan_avg", "distribution": "uniform", "seed": None}},
+            "bias_initializer": {"class_name": "Zeros", "config": {}},
+            "kernel_regularizer": {"class_name": "L1L2", "config": {"l1": 0.0, "l2": 0.01}},
+            "bias_regularizer": None, "activity_regularizer": None,
+            "kernel_constraint": {"class_name": "MaxNorm", "config": {"max_value": 3,
+                                                                       "axis": 0}},
+            "bias_constraint": None}},
+        {"class_name": "Dropout", "config": {"name": "dropout_1", "trainable": True,
+                                             "rate": 0.5, "noise_shape": None, "seed": None}},
+        {"class_name": "Dense", "config": {"name": "dense_2", "trainable": True,
+                                           "units": 10, "activation": "softmax"}},
+    ]},
+}
+
+
+def test_keras2_sequential_layout(tmp_path):
+    text = import_json(tmp_path, KERAS2_SEQUENTIAL)
+    plan = plan_of(text)
+    # Keras 2 numbered from 1: its names are kept (they key the weights of its .h5 files)
+    assert rows(plan) == {"dense_1": [None, 64], "dropout_1": [None, 64], "dense_2": [None, 10]}
+    assert "input_shape: [20]" in text and "# was batch_input_shape=(None, 20)" in text
+    assert "kernel_regularizer: {type: l1_l2, l1: 0.0, l2: 0.01}" in text
+
+
+KERAS1_FUNCTIONAL = {
+    "class_name": "Model", "keras_version": "1.2.2",
+    "config": {"name": "model_1", "layers": [
+        {"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
+         "config": {"batch_input_shape": [None, 3, 8, 8], "input_dtype": "float32",
+                    "sparse": False, "name": "input_1"}},
+        {"class_name": "Convolution2D", "name": "convolution2d_1",
+         "inbound_nodes": [[["input_1", 0, 0]]],
+         "config": {"name": "convolution2d_1", "trainable": True, "nb_filter": 4,
+                    "nb_row": 3, "nb_col": 3, "init": "glorot_uniform", "activation": "relu",
+                    "border_mode": "same", "subsample": [1, 1], "dim_ordering": "th",
+                    "W_regularizer": None, "b_regularizer": None,
+                    "activity_regularizer": None,
+                    "W_constraint": {"name": "MaxNorm", "m": 2, "axis": 0},
+                    "b_constraint": None, "bias": True}},
+        {"class_name": "Flatten", "name": "flatten_1", "inbound_nodes": [[["convolution2d_1",
+                                                                          0, 0]]],
+         "config": {"name": "flatten_1", "trainable": True}},
+        {"class_name": "Dense", "name": "dense_1", "inbound_nodes": [[["flatten_1", 0, 0]]],
+         "config": {"name": "dense_1", "output_dim": 5, "init": "glorot_uniform",
+                    "activation": "linear", "W_regularizer": {"name": "WeightRegularizer",
+                                                              "l1": 0.0, "l2": 0.001},
+                    "b_regularizer": None, "activity_regularizer": None,
+                    "W_constraint": None, "b_constraint": None, "bias": True,
+                    "input_dim": None, "trainable": True}},
+        {"class_name": "Dense", "name": "dense_2", "inbound_nodes": [[["flatten_1", 0, 0]]],
+         "config": {"name": "dense_2", "output_dim": 5, "bias": False, "trainable": True}},
+        {"class_name": "Merge", "name": "merge_1",
+         "inbound_nodes": [[["dense_1", 0, 0], ["dense_2", 0, 0]]],
+         "config": {"name": "merge_1", "mode": "concat", "concat_axis": -1,
+                    "mode_type": "raw", "output_shape": None, "output_shape_type": "raw",
+                    "output_mask": None, "output_mask_type": "raw", "arguments": {},
+                    "dot_axes": -1}},
+    ], "input_layers": [["input_1", 0, 0]], "output_layers": [["merge_1", 0, 0]]},
+}
+
+
+def test_keras1_functional_layout(tmp_path):
+    config = json.loads(json.dumps(KERAS1_FUNCTIONAL))
+    config["config"]["layers"][-1]["config"].pop("dot_axes")
+    text = import_json(tmp_path, config)
+    plan = plan_of(text)
+    assert rows(plan) == {"convolution2d_1": [None, 4, 8, 8], "flatten_1": [None, 256],
+                          "dense_1": [None, 5], "dense_2": [None, 5], "merge_1": [None, 10]}
+    assert "data_format: channels_first" in text and "was dim_ordering='th'" in text
+    assert "Keras 1's Flatten kept the stored (channels-first) order" in text
+    assert "kernel_constraint: {type: max_norm, max_value: 2, axis: 0}" in text
+    assert "kernel_regularizer: {type: l2, l2: 0.001}" in text
+    assert "{type: Dense, units: 5, use_bias: false, name: dense_2, inputs: [flatten_1]}" in text
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "MyCustomLayer", "config": {"units": 3}}]}},
+     "model.json: layer 1 (MyCustomLayer): `MyCustomLayer` is not a layer type layerctl "
+     "supports"),
+    ({"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "Lambda", "config": {"function": ["4wEAAAAAAAAA", None, None]}}]}},
+     "model.json: layer 1 (Lambda): `Lambda` is not a layer type layerctl supports"),
+    ({"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "BatchNormalization", "config": {"renorm": True,
+                                                        "batch_input_shape": [None, 3]}}]}},
+     "model.json: layer 1 (BatchNormalization): `renorm: true` is not supported"),
+    ({"class_name": "Widget", "config": {}},
+     "model.json: not a Keras model config: expected `class_name` Sequential, Functional or "
+     "Model"),
+    ('{"class_name": "Sequential", "config": ', "model.json:1:40: not valid JSON"),
+])
+def test_unknown_or_unsupported_configs_are_refused_with_a_location(tmp_path, config, message):
+    path = tmp_path / "model.json"
+    path.write_text(config if isinstance(config, str) else json.dumps(config))
+    with pytest.raises(ImportError_) as caught:
+        import_source(str(path))
+    assert caught.value.problems[0].render().replace(str(tmp_path) + "/", "").startswith(
+        message), caught.value.problems[0].render()
+
+
+def assert_predicts_like(plan, graph, model) -> None:
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(4,) + tuple(i.shape[1:])).astype("float32") for i in model.inputs]
+    expected = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    got = graph.predict({i.name: x for i, x in zip(plan.inputs, xs, strict=True)})
+    if isinstance(got, dict):
+        for g, e in zip(got.values(), expected, strict=True):
+            np.testing.assert_allclose(g, e, atol=1e-5)
+    else:
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("which", KERAS_MODELS)
+def test_keras3_archive_of_a_model_built_in_code_predicts_like_keras(which, tmp_path):
+    from click.testing import CliRunner
+
+    from layerctl.cli import cli
+
+    model = dict(keras_models())[which]
+    model.save(tmp_path / "model.keras")
+    out, npz = tmp_path / "model.yaml", tmp_path / "weights.npz"
+    result = CliRunner().invoke(cli, ["import", str(tmp_path / "model.keras"), "-o", str(out),
+                                      "--weights-out", str(npz)])
+    assert result.exit_code == 0, result.output
+    plan = plan_of(out.read_text())
+    graph = Graph(plan)
+    with np.load(npz) as loaded:
+        graph.set_weights(dict(loaded))
+    assert_predicts_like(plan, graph, model)
+
+
+SOURCES = {
+    "sequential": """
+import keras
+from keras import layers
+
+model = keras.Sequential([
+    keras.Input(shape=(6, 6, 1)),
+    layers.Conv2D(4, (3, 3), padding="same", activation="relu", name="conv"),
+    layers.MaxPooling2D(pool_size=(2, 2)),
+    layers.Flatten(),
+    layers.Dense(5, activation="tanh"),
+])
+""",
+    "functional": """
+import keras
+from keras import layers
+
+a = keras.Input(shape=(4,), name="a")
+b = keras.Input(shape=(4,), name="b")
+shared = layers.Dense(3, activation="relu", name="shared")
+joined = layers.concatenate([shared(a), shared(b)])
+out = layers.Dense(2, name="out")(joined)
+model = keras.Model(inputs=[a, b], outputs=[out, joined])
+""",
+}
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("which", sorted(SOURCES))
+def test_python_source_imports_like_the_model_it_builds(which, tmp_path):
+    from keras_bridge import keras
+
+    keras.utils.clear_session()
+    scope: dict = {}
+    exec(SOURCES[which], scope)  # the oracle: Keras builds the model (the importer never runs it)
+    model = scope["model"]
+    path = tmp_path / "model.py"
+    path.write_text(SOURCES[which])
+    plan = plan_of(import_source(str(path)).text)
+    graph = Graph(plan)
+    graph.set_weights({f"{layer.name}/{w.name}": np.asarray(w) for layer in model.layers
+                       for w in layer.weights})
+    assert summary_json(plan)["total_params"] == model.count_params()
+    assert_predicts_like(plan, graph, model)
