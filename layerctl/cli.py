@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "Run trained weights on inputs and write the outputs."),
     "pad": ("pad", "Tokenize and pad text corpora into arrays, like Keras pad_sequences."),
     "export": ("export", "Hand a trained model to ONNX Runtime or Keras."),
+    "plot": ("plot", "Draw a spec's model as a diagram (SVG or HTML)."),
+    "report": ("report", "Rebuild a run's report page, or compare several runs."),
 }
 
 
