@@ -274,8 +274,13 @@ class RunReporter:
         self.epoch_seconds = previous.epoch_seconds if previous else []
         self.confusions: dict[str, list] = {}
         self.started = time.perf_counter()
+        if not resume:  # a page left by a run this one --overwrites goes at once
+            from layerctl.training.fit import FitResult
+
+            self.write(FitResult(), "starting")
 
     def on_epoch_end(self, result) -> None:
+        """After each epoch: the page with one more epoch (timings: wall time between pages)."""
         now = time.perf_counter()
         self.epoch_seconds = self.epoch_seconds[:len(result.history) - 1] + [now - self.started]
         self.started = now
