@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "Hand a trained model to ONNX Runtime or Keras."),
     "gradcheck": ("gradcheck", "Check a spec's gradients against float64 central differences."),
     "import": ("import_", "Turn a Keras model, config or Keras code (Keras 1 too) into a spec."),
+    "plot": ("plot", "Draw a spec's model as a diagram (SVG or HTML)."),
+    "report": ("report", "Rebuild a run's report page, or compare several runs."),
 }
 
 

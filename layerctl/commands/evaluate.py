@@ -17,7 +17,10 @@ import click
               "[default: a column named `label`].")
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def command(spec_path, weights_path, data, label, batch_size, as_json) -> None:
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Also write an HTML page: the confusion matrix with per-class precision, "
+              "recall and F1 (classification outputs).")
+def command(spec_path, weights_path, data, label, batch_size, as_json, report_path) -> None:
     """Print the loss and metrics of WEIGHTS on data, in inference mode (as Keras's evaluate).
 
     \b
@@ -53,6 +56,14 @@ def command(spec_path, weights_path, data, label, batch_size, as_json) -> None:
     graph = Graph(plan)
     load_weights_into(graph, weights_path)
     logs = Trainer(graph, spec.compile).evaluate(dataset.x, dataset.y, batch_size).logs()
+    if report_path is not None:
+        from layerctl.atomic import write_text_atomic
+        from layerctl.plot.confusion import confusions
+        from layerctl.plot.page import evaluation_html
+
+        write_text_atomic(report_path, evaluation_html(
+            f"{plan.name} on {dataset.name} ({len(dataset)} samples)", logs,
+            confusions(graph, spec.compile, dataset, batch_size)))
     if as_json:
         click.echo(json.dumps({"data": dataset.name, "samples": len(dataset), **logs}))
         return

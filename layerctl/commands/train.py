@@ -219,6 +219,19 @@ def check_data(plan, spec, *datasets, spec_path: str | None = None) -> None:
         check_embedding_indices(plan, spec, spec_path, xs, dataset.name)
 
 
+def saved_confusions(graph, compile_spec, run, validation) -> dict:
+    """The validation data's confusion matrices with the weights weights.npz holds (for the
+    report page); {} without validation data, weights or a classification output."""
+    from layerctl.plot.confusion import classification_outputs, confusions
+    from layerctl.weights import load_weights_into
+
+    if validation is None or not run.weights.exists() or not classification_outputs(
+            compile_spec, graph.plan):
+        return {}
+    load_weights_into(graph, run.weights)  # training is over: the graph may take them
+    return confusions(graph, compile_spec, validation)
+
+
 @click.command("train")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
 @click.option("--data", help="Training data (overrides train.data): a bundled dataset name, or "
@@ -254,6 +267,7 @@ def command(spec_path, data, label, out, resume, overwrite, initial_weights, epo
     from layerctl.commands.common import console, load_spec_and_plan, prepare_compute
     from layerctl.graph import Graph
     from layerctl.memory import check_model_fits
+    from layerctl.plot.page import RunReporter
     from layerctl.training.fit import fit
     from layerctl.training.progress import LineReporter, QuietReporter, RichReporter, final_report
     from layerctl.training.runs import RunFolder, default_run_path, finished_epochs
@@ -304,22 +318,25 @@ def command(spec_path, data, label, out, resume, overwrite, initial_weights, epo
         verbose = 1 if out_console.is_terminal else 2
     quiet = verbose == 0
     reporter = {0: QuietReporter, 2: LineReporter}.get(verbose, lambda: RichReporter(out_console))()
+    early = [c for c in train_spec.callbacks if c.type == "early_stopping"]
+    monitor = early[0].monitor if early else ("val_loss" if validation else "loss")
+    page = RunReporter(run, plan, monitor, resume)
     stop = StopRequest()
     previous = stop.install()
     try:
         result = fit(graph, spec.compile, train_spec, train, validation, run, reporter, rng=rng,
-                     resume=resume, should_stop=stop)
+                     resume=resume, should_stop=stop, on_epoch_end=page.on_epoch_end)
     finally:
         reporter.close()
         signal.signal(signal.SIGINT, previous)
+    page.finish(result, {} if result.interrupted else saved_confusions(
+        graph, spec.compile, run, validation))
     if result.interrupted:
         click.echo(f"interrupted: checkpoint saved in {run.checkpoint}; continue with "
                    f"`layerctl train {spec_path} --resume" + (f" --out {out}`" if out else "`"),
                    err=True)
         raise SystemExit(130)
     if not quiet:
-        early = [c for c in train_spec.callbacks if c.type == "early_stopping"]
-        monitor = early[0].monitor if early else ("val_loss" if validation else "loss")
         final_report(out_console, result.history, result.best_epoch, monitor,
                      result.weights_epoch)
         out_console.print(f"weights: {run.weights}  ({time.perf_counter() - started:.1f}s)",

@@ -83,8 +83,10 @@ def fit(
     rng: np.random.Generator,
     resume: bool = False,
     should_stop: Callable[[], bool] = lambda: False,
+    on_epoch_end: Callable[[FitResult], None] | None = None,
 ) -> FitResult:
-    """Train `graph` in place; write checkpoints, history and weights into `run`."""
+    """Train `graph` in place; write checkpoints, history and weights into `run`.
+    `on_epoch_end(result)` runs after each epoch's history is written (the report page)."""
     trainer = Trainer(graph, compile_spec)
     callbacks = _make_callbacks(train_spec)
     result, position = FitResult(), _Position()
@@ -149,6 +151,8 @@ def fit(
         _save(run, graph, trainer, callbacks, result, position, rng, accumulator, best_weights,
               stopped_early=stop)
         run.write_history(result.history)
+        if on_epoch_end is not None:
+            on_epoch_end(result)
         if stop:
             result.stopped_early_at = epoch
             break
