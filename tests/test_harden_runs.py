@@ -27,10 +27,13 @@ def test_second_train_on_a_held_folder_names_the_holder(tmp_path):
                              stderr=subprocess.PIPE, text=True)
     try:
         lock = tmp_path / "run" / LOCK_NAME
-        deadline = time.monotonic() + HANG
-        while not (lock.exists() and lock.read_text().strip()) and first.poll() is None:
-            assert time.monotonic() < deadline, "the first train never took the lock"
+        # a hang detector bounded by polls, not a speed test: HANG seconds of 0.05 s sleeps
+        for _ in range(int(HANG / 0.05)):
+            if (lock.exists() and lock.read_text().strip()) or first.poll() is not None:
+                break
             time.sleep(0.05)
+        else:
+            pytest.fail("the first train never took the lock")
         assert lock.read_text().strip() == str(first.pid)
         second = layerctl("train", spec, "--out", "run", "--overwrite", "-q", cwd=tmp_path)
         assert_refused(second, "run is in use", f"process {first.pid}")
