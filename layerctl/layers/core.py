@@ -190,9 +190,7 @@ class Dropout(SingleInputLayer):
     _rate = between_0_and_1("rate")
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        if self.noise_shape is not None and len(self.noise_shape) != len(input_shape):
-            raise IncompatibleShape(f"noise_shape {self.noise_shape} has {len(self.noise_shape)} "
-                                    f"entries but the input has rank {len(input_shape)}")
+        check_noise_shape(self.noise_shape, input_shape)
         return input_shape
 
     def forward(self, weights, x, mask, training, rng):
@@ -200,13 +198,26 @@ class Dropout(SingleInputLayer):
             return x, None
         if self.rate == 1:
             return np.zeros_like(x), np.zeros((1,) * x.ndim, dtype=x.dtype)
-        shape = x.shape if self.noise_shape is None else tuple(
-            size if n is None else n for n, size in zip(self.noise_shape, x.shape, strict=True))
+        shape = noise_shape_of(self.noise_shape, x.shape)
         keep = dropout_keep(rng, shape, self.rate, x.dtype)
         return x * keep, keep
 
     def backward(self, weights, cache, dy):
         return (dy if cache is None else dy * cache), {}
+
+
+def check_noise_shape(noise_shape: list | None, input_shape: Shape) -> None:
+    """A dropout `noise_shape` has one entry per input axis."""
+    if noise_shape is not None and len(noise_shape) != len(input_shape):
+        raise IncompatibleShape(f"noise_shape {noise_shape} has {len(noise_shape)} entries but "
+                                f"the input has rank {len(input_shape)}")
+
+
+def noise_shape_of(noise_shape: list | None, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape a dropout mask is drawn in: `noise_shape`'s None entries take the input's."""
+    if noise_shape is None:
+        return shape
+    return tuple(size if n is None else n for n, size in zip(noise_shape, shape, strict=True))
 
 
 def dropout_keep(rng: np.random.Generator, shape: tuple[int, ...], rate: float,

@@ -20,7 +20,6 @@ from pydantic import Field, field_validator
 from layerctl.errors import SpecError
 from layerctl.layers.base import (
     DataFormat,
-    IncompatibleShape,
     Number,
     PositiveInt,
     Rate,
@@ -29,7 +28,12 @@ from layerctl.layers.base import (
     lower_string,
     require_rank,
 )
-from layerctl.layers.core import between_0_and_1, dropout_keep
+from layerctl.layers.core import (
+    between_0_and_1,
+    check_noise_shape,
+    dropout_keep,
+    noise_shape_of,
+)
 from layerctl.regularizers import L1L2
 
 # Keras 3's SELU constants, which AlphaDropout's saturation value is made of
@@ -151,9 +155,7 @@ class AlphaDropout(_NoiseLayer):
     _rate = between_0_and_1("rate")
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        if self.noise_shape is not None and len(self.noise_shape) != len(input_shape):
-            raise IncompatibleShape(f"noise_shape {self.noise_shape} has {len(self.noise_shape)} "
-                                    f"entries but the input has rank {len(input_shape)}")
+        check_noise_shape(self.noise_shape, input_shape)
         return input_shape
 
     def forward(self, weights, x, mask, training, rng):
@@ -164,8 +166,7 @@ class AlphaDropout(_NoiseLayer):
         saturation = -SELU_ALPHA * SELU_SCALE
         a = ((1 - self.rate) * (1 + self.rate * saturation**2)) ** -0.5
         b = -a * saturation * self.rate
-        shape = x.shape if self.noise_shape is None else tuple(
-            size if n is None else n for n, size in zip(self.noise_shape, x.shape, strict=True))
+        shape = noise_shape_of(self.noise_shape, x.shape)
         kept = (rng.random(shape, dtype=np.float64) >= self.rate).astype(x.dtype)
         # a·(x·kept + α'·(1 − kept)) + b = x·(a·kept) + (a·α'·(1 − kept) + b)
         scale = kept * x.dtype.type(a)
