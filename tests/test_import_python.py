@@ -198,8 +198,9 @@ def test_module_constants_and_keras3_names(tmp_path):
      "model.py:4:1: `MyLayer` is not a value this reader can read: a custom class (line 1)"),
     ("model = Sequential()\nmodel.add(Convolution2D(8, 3, 3, border_mode='full', "
      "input_shape=(1, 8, 8)))\n", "model.py:2:1: border_mode='full' has no Keras 3 equivalent"),
-    ("model = Sequential()\nmodel.add(Dense(8, input_shape=(3,)))\nmodel.add(GRU(4))\n",
-     "model.py:3:1: `GRU` is a Keras layer layerctl does not support yet"),
+    ("model = Sequential()\nmodel.add(Dense(8, input_shape=(3,)))\n"
+     "model.add(ConvLSTM1D(4, 3))\n",
+     "model.py:3:1: `ConvLSTM1D` is a Keras layer layerctl does not support yet"),
 ])
 def test_unsupported_code_is_a_located_error(tmp_path, code, expected):
     found = problems(tmp_path, code)
@@ -249,3 +250,41 @@ def test_output_replaces_only_a_regular_file(tmp_path):
                                       "-o", str(tmp_path / "out.yaml")])
     assert result.exit_code == 1
     assert "an output may only replace a regular file" in result.output
+
+
+@pytest.mark.parametrize(("call", "expected"), [
+    ("GRU(4)(x)", {"type": "GRU", "units": 4}),
+    ("SimpleRNN(3, return_sequences=True)(x)",
+     {"type": "SimpleRNN", "units": 3, "return_sequences": True}),
+    ("MultiHeadAttention(2, 8)(x, x)",
+     {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 8, "inputs": ["input", "input"]}),
+    ("MultiHeadAttention(2, 8)(x, value=x, use_causal_mask=True)",
+     {"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 8, "use_causal_mask": True,
+      "inputs": {"query": "input", "value": "input"}}),
+    ("Bidirectional(LSTM(4), merge_mode='sum')(x)",
+     {"type": "Bidirectional", "layer": {"type": "LSTM", "units": 4}, "merge_mode": "sum"}),
+    ("TimeDistributed(Dense(2, name='per_step'))(x)",
+     {"type": "TimeDistributed", "layer": {"type": "Dense", "units": 2, "name": "per_step"}}),
+])
+def test_positional_arguments_call_options_and_wrapped_layers(call, expected, tmp_path):
+    import yaml
+
+    path = tmp_path / "model.py"
+    path.write_text("from keras.layers import *\nfrom keras import Model\n"
+                    f"x = Input((5, 3))\nmodel = Model(x, {call})\n")
+    assert yaml.safe_load(import_source(str(path)).text)["layers"] == [expected]
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    ("LSTM(4)(x, mask=x)", "`mask=` is not read"),
+    ("LSTM(4)(x, training=True)", "call arguments (training) are not read"),
+    ("Dense(4)(x, x)", "`Dense` is called on 2 tensors"),
+    ("Bidirectional(x)(x)", "wraps a layer object"),
+])
+def test_call_arguments_that_are_not_read_are_located_errors(call, message, tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(f"from keras.layers import *\nfrom keras import Model\n"
+                    f"x = Input((5, 3))\nmodel = Model(x, {call})\n")
+    with pytest.raises(ImportError_) as error:
+        import_source(str(path))
+    assert message in str(error.value) + " ".join(p.message for p in error.value.problems)

@@ -141,7 +141,9 @@ def _keras_archive(path: str, where: Location) -> Imported:
         from layerctl.importer.hdf5 import keras3_layer_weights, open_hdf5, place_weights
 
         with open_hdf5(members["model.weights.h5"], Location(f"{path}:model.weights.h5")) as f:
-            arrays = keras3_layer_weights(f)
+            classes = {model.weight_groups[n.name]: n.layer.keras_class
+                       for n in imported.plan.nodes if n.name in model.weight_groups}
+            arrays = keras3_layer_weights(f, classes)
         arrays = {layer: arrays.get(group, []) for layer, group in model.weight_groups.items()}
         imported.weights = place_weights(imported.plan, arrays, where)
     return imported

@@ -32,6 +32,8 @@ class Node:
     keras1: bool = False  # a Keras 1 spelling was translated
     group: str | None = None  # where a Keras 3 weights file keeps its weights
     keras_name: str | None = None  # the layer's name in the source (legacy weights files)
+    roles: list[str | None] = field(default_factory=list)  # each input's call argument, if any
+    listed: set[str] = field(default_factory=set)  # call arguments given as a list
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,7 +90,9 @@ class Wiring:
             refs = [self._ref(r, names) for r in node.inputs]
             default = [self._ref(previous, names)] if previous is not None else \
                 [single_input_name] if single_input_name else None
-            if refs and refs != default:
+            if any(node.roles):
+                args["inputs"] = self._mapping(node, refs)
+            elif refs and refs != default:
                 args["inputs"] = refs
             entries.append(Entry(args, node.notes, node.line))
             previous = Ref(node)
@@ -121,6 +125,20 @@ class Wiring:
                     break
             names[node] = name
         return names
+
+    @staticmethod
+    def _mapping(node: Node, refs: list[str]) -> dict[str, Any]:
+        """`inputs:` keyed by call argument (`{sequences: x, initial_state: [h, c]}`): the
+        positional inputs take the layer's argument names in order."""
+        layer = node.owner if node.kind == "apply" else node
+        arguments = LAYER_TYPES[layer.args["type"]].call_arguments
+        positional = iter(arguments)
+        grouped: dict[str, list[str]] = {}
+        for ref, role in zip(refs, node.roles, strict=True):
+            grouped.setdefault(role or next(positional), []).append(ref)
+        return {key: grouped[key] if key in node.listed or len(grouped[key]) > 1
+                else grouped[key][0]
+                for key in sorted(grouped, key=lambda k: (arguments + (k,)).index(k))}
 
     @staticmethod
     def _ref(ref: Ref, names: dict[Node, str]) -> str:

@@ -5,6 +5,11 @@ readable HDF5 (truncated, damaged). `keras3_layer_weights` reads a Keras 3 `mode
 (`layers/<name>/vars/<i>`, nested objects such as an LSTM's `cell` after the layer's own
 variables) as each layer's arrays in Keras's order; `place_weights` gives them layerctl's keys
 (`<layer>/<weight>`) by matching that order with the plan's, checking every shape.
+
+Keras writes a layer's sub-objects under their attribute names, which HDF5 lists
+alphabetically (`key_dense` before `query_dense`, `backward_layer` before `forward_layer`); the
+layers with several sub-objects get them back in the order of their `weights`, which is
+layerctl's, from `CHILD_ORDER`. Sub-objects of equal shapes would otherwise swap silently.
 """
 
 from __future__ import annotations
@@ -40,24 +45,34 @@ def open_hdf5(source: str | bytes, where: Location) -> Any:
                         where) from None
 
 
-def _ordered_datasets(group, h5py) -> list[np.ndarray]:
+# Keras class -> its sub-objects in the order of the layer's `weights`
+CHILD_ORDER = {
+    "MultiHeadAttention": ("query_dense", "key_dense", "value_dense", "output_dense"),
+    "Bidirectional": ("forward_layer", "backward_layer"),
+}
+
+
+def _ordered_datasets(group, h5py, keras_class: str | None = None) -> list[np.ndarray]:
     """The arrays of one Keras 3 object: its `vars` in index order, then its sub-objects'."""
     out = []
     if "vars" in group:
         names = sorted(group["vars"], key=lambda n: int(n) if n.isdigit() else 1 << 30)
         out += [np.asarray(group["vars"][n]) for n in names]
-    for name in sorted(group):
-        if name != "vars" and isinstance(group[name], h5py.Group):
-            out += _ordered_datasets(group[name], h5py)
+    children = [n for n in group if n != "vars" and isinstance(group[n], h5py.Group)]
+    order = CHILD_ORDER.get(keras_class, ())
+    children.sort(key=lambda n: (order.index(n) if n in order else len(order), n))
+    for name in children:
+        out += _ordered_datasets(group[name], h5py)
     return out
 
 
-def keras3_layer_weights(file) -> dict[str, list[np.ndarray]]:
+def keras3_layer_weights(file, classes: dict[str, str]) -> dict[str, list[np.ndarray]]:
+    """Each weights group's arrays in Keras's order; `classes`: group -> its Keras class."""
     h5py = h5py_module()
     layers = file.get("layers")
     if layers is None:
         return {}
-    return {name: _ordered_datasets(layers[name], h5py) for name in layers}
+    return {name: _ordered_datasets(layers[name], h5py, classes.get(name)) for name in layers}
 
 
 def place_weights(plan, arrays: dict[str, list[np.ndarray]], where: Location
@@ -66,9 +81,13 @@ def place_weights(plan, arrays: dict[str, list[np.ndarray]], where: Location
     from layerctl.graph import Graph
 
     expected = Graph(plan).weights
+    nodes = {n.name for n in plan.nodes}
     by_layer: dict[str, list[str]] = {}
-    for key in expected:
-        by_layer.setdefault(key.rsplit("/", 1)[0], []).append(key)
+    for key in expected:  # a wrapper's or MHA's keys have more segments: `bi/forward_lstm/bias`
+        parts = key.split("/")
+        owner = next((p for p in ("/".join(parts[:k]) for k in range(len(parts) - 1, 0, -1))
+                      if p in nodes), key.rsplit("/", 1)[0])
+        by_layer.setdefault(owner, []).append(key)
     problems, out = [], {}
     for layer, keys in by_layer.items():
         values = arrays.get(layer)

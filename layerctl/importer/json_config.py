@@ -13,6 +13,7 @@ default (`synchronized: false`, a float32 dtype policy); any other value is refu
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from layerctl.errors import Location, Problem
@@ -31,7 +32,8 @@ NEUTRAL: dict[str, Any] = {
     "renorm_momentum": 0.99, "seed": None, "noise_shape": None, "sparse": False,
     "ragged": False, "optional": False, "input_dtype": None, "activity_regularizer": None,
     "autocast": True, "use_cudnn": "auto", "unroll": False, "stateful": False,
-    "go_backwards": False, "time_major": False, "implementation": 2,
+    "go_backwards": False, "time_major": False, "implementation": 2, "use_gate": False,
+    "sliding_window": None,
 }
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 KERAS1_MERGE = {"sum": "Add", "concat": "Concatenate", "mul": "Multiply", "ave": "Average",
@@ -134,7 +136,7 @@ def _functional(config: dict, model: ImportedModel) -> None:
     _layer_list(layers)
     groups = _h5_names(layers)
     inputs: dict[str, dict] = {}
-    calls: list[tuple[int, int, dict, list]] = []  # (layer index, node index, layer, refs)
+    calls: list[tuple[int, int, dict, CallSite]] = []  # (layer index, node index, layer, call)
     masks = _mask_ops(layers)
     for i, layer in enumerate(layers):
         name = layer.get("name") or layer.get("config", {}).get("name")
@@ -151,8 +153,8 @@ def _functional(config: dict, model: ImportedModel) -> None:
             continue
         for k, node in enumerate(layer.get("inbound_nodes") or []):
             calls.append((i, k, layer, _history(node, name)))
-    order = {(layers[i].get("name") or layers[i]["config"]["name"], k): (i, k, layer, refs)
-             for i, k, layer, refs in calls}
+    order = {(layers[i].get("name") or layers[i]["config"]["name"], k): (i, k, layer, call)
+             for i, k, layer, call in calls}
     listed = config.get("input_layers") or []
     if listed and not isinstance(listed[0], list):
         listed = [listed]  # Keras 3 writes one input as a bare [name, 0, 0]
@@ -163,27 +165,32 @@ def _functional(config: dict, model: ImportedModel) -> None:
     wiring = Wiring(input_names=input_names)
     placed: dict[tuple[str, int], Node] = {}
     first: dict[str, Node] = {}
+    options: dict[str, dict] = {}
     keras1 = False
     pending = sorted(order.items(), key=lambda item: item[1][:2])
     while pending:
-        index = next((n for n, (_, (_, _, _, refs)) in enumerate(pending)
-                      if all(r[0] in inputs or (r[0], r[1]) in placed for r in refs)), None)
+        index = next((n for n, (_, (_, _, _, call)) in enumerate(pending)
+                      if all(r[0] in inputs or (r[0], r[1]) in placed for r in call.refs)), None)
         if index is None:
             raise Unsupported(f"layer `{pending[0][0][0]}` takes inputs no layer makes (or the "
                               "graph has a cycle)")
-        key, (i, k, layer, refs) = pending[index]
+        key, (i, k, layer, call) = pending[index]
         pending.pop(index)
         wired = [Ref(input=r[0]) if r[0] in inputs else Ref(placed[(r[0], r[1])], r[2])
-                 for r in refs]
+                 for r in call.refs]
         if k == 0:
-            node = _node(layer, key[0])
+            node = _node(layer, key[0], call.options)
             node.name = key[0]
             node.group = groups[i]
             keras1 = keras1 or node.keras1
             first[key[0]] = node
+            options[key[0]] = call.options
         else:
+            if call.options != options[key[0]]:
+                raise Unsupported(f"layer `{key[0]}`: called again with other call options "
+                                  "(an `apply:` shares its layer's)")
             node = Node({"apply": None}, None, [], [], None, kind="apply", owner=first[key[0]])
-        node.inputs = wired
+        node.inputs, node.roles, node.listed = wired, call.roles, call.listed
         placed[key] = node
         wiring.add(node)
     specs = [inputs[n] for n in input_names]
@@ -229,7 +236,7 @@ def _mask_ops(layers: list) -> set[str]:
             kind = ("masking", config.get("mask_value", 0.0))
         if kind:
             for node in layer.get("inbound_nodes") or []:
-                for r in _history(node, str(layer.get("name"))):
+                for r in _history(node, str(layer.get("name"))).refs:
                     makers.setdefault(r[:2], set()).add(kind)
     out: set[str] = set()
     masking_ops: set[str] = set()
@@ -262,26 +269,54 @@ def _mask_ops(layers: list) -> set[str]:
     return out
 
 
-def _history(node: Any, layer: str) -> list[tuple[str, int, int]]:
-    """The (layer, node index, tensor index) feeding one call, in any version's layout."""
+@dataclass
+class CallSite:
+    """One call of a layer: the tensors feeding it as (layer, node index, tensor index), each
+    with its call argument (None: positional), and the non-tensor call options it was given."""
+
+    refs: list[tuple[str, int, int]] = field(default_factory=list)
+    roles: list[str | None] = field(default_factory=list)
+    listed: set[str] = field(default_factory=set)  # arguments given as a list (initial_state)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def _tensor(value: Any, layer: str) -> tuple[str, int, int]:
+    history = value.get("config", {}).get("keras_history") if isinstance(value, dict) else None
+    if not isinstance(history, list) or len(history) != 3:
+        raise Unsupported(f"layer `{layer}`: an input that is not a Keras tensor")
+    return history[0], history[1], history[2]
+
+
+def _is_tensor(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
+
+
+def _history(node: Any, layer: str) -> CallSite:
+    """The tensors feeding one call, in any version's layout."""
+    call = CallSite()
     if isinstance(node, dict):  # Keras 3
         args = node.get("args") or []
-        extra = {k: v for k, v in (node.get("kwargs") or {}).items()
-                 if k not in ("training", "mask") or (k == "training" and v not in (None, False))}
-        if extra:
-            keys = ", ".join(sorted(extra))
-            raise Unsupported(f"layer `{layer}`: call arguments ({keys}) are not read")
         tensors = args[0] if len(args) == 1 and isinstance(args[0], list) else args
-        refs = []
         for tensor in tensors:
-            history = tensor.get("config", {}).get("keras_history") \
-                if isinstance(tensor, dict) else None
-            if not isinstance(history, list) or len(history) != 3:
-                raise Unsupported(f"layer `{layer}`: an input that is not a Keras tensor")
-            refs.append((history[0], history[1], history[2]))
-        return refs
+            call.refs.append(_tensor(tensor, layer))
+            call.roles.append(None)
+        for key, value in (node.get("kwargs") or {}).items():
+            if key == "mask" or value is None or (key == "training" and value is False):
+                continue  # layerctl propagates masks itself; a None tensor is no input
+            items = value if isinstance(value, list) and value and all(map(_is_tensor, value)) \
+                else [value] if _is_tensor(value) else None
+            if items is None:
+                if key == "training":
+                    raise Unsupported(f"layer `{layer}`: call arguments (training) are not read")
+                call.options[key] = value
+                continue
+            if isinstance(value, list):
+                call.listed.add(key)
+            for tensor in items:
+                call.refs.append(_tensor(tensor, layer))
+                call.roles.append(key)
+        return call
     if isinstance(node, list):  # Keras 1 and 2: [[layer, node, tensor(, kwargs)], ...]
-        refs = []
         for entry in node:
             if not isinstance(entry, list) or len(entry) < 3:
                 raise Unsupported(f"layer `{layer}`: an inbound node is not [layer, node, "
@@ -289,8 +324,9 @@ def _history(node: Any, layer: str) -> list[tuple[str, int, int]]:
             if len(entry) > 3 and entry[3]:
                 raise Unsupported(f"layer `{layer}`: call arguments ({', '.join(entry[3])}) "
                                   "are not read")
-            refs.append((entry[0], entry[1], entry[2]))
-        return refs
+            call.refs.append((entry[0], entry[1], entry[2]))
+            call.roles.append(None)
+        return call
     raise Unsupported(f"layer `{layer}`: inbound nodes in an unknown layout")
 
 
@@ -326,7 +362,9 @@ def value(raw: Any, where: str) -> Any:
     return raw
 
 
-def _node(layer: dict, where: str) -> Node:
+def _node(layer: dict, where: str, options: dict | None = None) -> Node:
+    """The spec entry of one layer config; `options`: the call options of its first call
+    (`use_causal_mask`), which are layer keys in a spec."""
     class_name = layer["class_name"]
     config = dict(layer.get("config") or {})
     if class_name == "Merge":
@@ -349,6 +387,15 @@ def _node(layer: dict, where: str) -> Node:
         raise Unsupported(f"{where}: `{class_name}` is not a layer type layerctl supports")
     fields = set(keras_kind.model_fields) if keras_kind else set()
     kwargs: dict[str, Any] = {}
+    unread = sorted(set(options or ()) - set(getattr(keras_kind, "keras_call_options", ())))
+    if unread:
+        raise Unsupported(f"layer `{where}`: call arguments ({', '.join(unread)}) are not read")
+    kwargs.update(options or {})
+    for key in ("layer", "backward_layer"):  # a wrapper's layers: spec mappings already
+        if isinstance(config.get(key), dict) and "class_name" in config[key]:
+            kwargs[key] = _inner(class_name, key, config.pop(key), where)
+    if "backward_layer" in kwargs and _mirrors(kwargs["layer"], kwargs["backward_layer"]):
+        kwargs.pop("backward_layer")
     for key, raw in config.items():
         converted = value(raw, f"{where} `{key}`")
         if key in ("dtype", "input_dtype"):
@@ -373,11 +420,47 @@ def _node(layer: dict, where: str) -> Node:
     if class_name in ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D") \
             and kwargs.get("strides") == kwargs.get("pool_size"):
         kwargs.pop("strides", None)
+    if class_name == "MultiHeadAttention":
+        _attention_defaults(kwargs, layer.get("build_config"))
     translated = translate_layer(class_name, [], kwargs)
     node = Node({"type": translated.type, **translated.args}, name, [], translated.notes)
     node.keras1 = translated.keras1
     node.keras_name = name
     return node
+
+
+def _attention_defaults(kwargs: dict, build: Any) -> None:
+    """Keras writes MultiHeadAttention's resolved defaults (value_dim = key_dim, the attention
+    axes of the built query's rank); the spec leaves them out, as the source did."""
+    if kwargs.get("value_dim") == kwargs.get("key_dim"):
+        kwargs.pop("value_dim", None)
+    shape = (build or {}).get("shapes_dict", {}).get("query_shape") \
+        if isinstance(build, dict) else None
+    axes = kwargs.get("attention_axes")
+    if isinstance(shape, list) and axes == list(range(1, len(shape) - 1)):
+        kwargs.pop("attention_axes")
+
+
+def _inner(wrapper: str, key: str, raw: dict, where: str) -> dict:
+    """A wrapper's `layer` / `backward_layer` config as a spec mapping. Keras renames the
+    wrapped layer `forward_<name>` / `backward_<name>` (Bidirectional); the mapping keeps
+    `<name>` only when it is not the default, its type in snake case."""
+    node = _node(raw, f"{where} `{key}`")
+    entry = {**node.args}
+    name = node.keras_name or ""
+    if wrapper == "Bidirectional":
+        name = name.removeprefix("backward_" if key == "backward_layer" else "forward_")
+    if name and name != keras_snake_case(LAYER_TYPES[entry["type"]].keras_class):
+        entry["name"] = name
+    return entry
+
+
+def _mirrors(forward: dict, backward: dict) -> bool:
+    """The backward layer is the copy Bidirectional makes by default: the forward layer's
+    arguments with go_backwards flipped (its name aside)."""
+    flipped = {k: v for k, v in backward.items() if k not in ("name", "go_backwards")}
+    return backward.get("go_backwards") is True and flipped == {
+        k: v for k, v in forward.items() if k not in ("name", "go_backwards")}
 
 
 def _keras1_flatten(model: ImportedModel, keras1: bool) -> None:

@@ -43,9 +43,8 @@ MERGE_FUNCTIONS = {"add": "Add", "concatenate": "Concatenate", "multiply": "Mult
                    "subtract": "Subtract", "dot": "Dot"}
 UNSUPPORTED_HINTS = {
     "Lambda": "a Lambda wraps Python code, which a spec never runs",
-    "TimeDistributed": "wrappers are not imported yet",
-    "Bidirectional": "wrappers are not imported yet",
 }
+WRAPPED = ("layer", "backward_layer")  # a wrapper's arguments that take a layer object
 IGNORED_METHODS = {"summary", "save", "save_weights", "load_weights", "evaluate", "predict",
                    "to_json", "get_config", "count_params"}
 
@@ -77,6 +76,7 @@ class LayerObj:
     line: int
     keras1: bool
     node: Node | None = None  # the node of its first call
+    options: dict[str, Any] = field(default_factory=dict)  # call options of that call
 
 
 @dataclass
@@ -399,6 +399,10 @@ class Reader:
             raise Unsupported(f"`{name}`: {UNSUPPORTED_HINTS[name]}")
         if is_layer_name(name):
             args, kwargs = self.arguments(node)
+            if name in ("Bidirectional", "TimeDistributed"):
+                args = [self.wrapped(a, node) if i == 0 else a for i, a in enumerate(args)]
+                kwargs = {k: self.wrapped(v, node) if k in WRAPPED else v
+                          for k, v in kwargs.items()}
             return self.layer(name, args, kwargs, node)
         if name in KERAS_LAYER_CLASSES:
             raise Unsupported(f"`{name}` is a Keras layer layerctl does not support yet")
@@ -417,6 +421,16 @@ class Reader:
         if name != translated.type and not any(n.startswith(f"was {name}(") for n in notes):
             notes.insert(0, f"was {name}")
         return LayerObj(layer_args, explicit, notes, node.lineno, translated.keras1)
+
+    def wrapped(self, layer: Any, node: ast.Call) -> dict[str, Any]:
+        """A layer object given to a wrapper, as its `layer:` mapping."""
+        if not isinstance(layer, LayerObj):
+            raise Unsupported(f"`{self.source(node.func)}` wraps a layer object "
+                              "(`Bidirectional(LSTM(8))`)")
+        if layer.node is not None:
+            raise Unsupported("a wrapper takes a layer that was not called yet")
+        self.keras1 = self.keras1 or layer.keras1
+        return {**layer.args, **({"name": layer.name} if layer.name else {})}
 
     def layer_args(self, node: ast.Call, tensors_first: bool):
         args, kwargs = self.arguments(node)
@@ -455,16 +469,51 @@ class Reader:
                           "another layer's output)")
 
     def apply(self, layer: Any, node: ast.Call):
+        """`layer(x)`, `layer([a, b])`, `mha(q, v, key=k, use_causal_mask=True)`,
+        `lstm(x, initial_state=[h, c])`: tensors by position or call argument; the other
+        call arguments are the layer keys Keras passes at call time."""
         if not isinstance(layer, LayerObj):
             raise Unsupported(f"`{self.source(node.func)}` is not a layer")
-        if len(node.args) != 1:
+        if not node.args or any(isinstance(a, ast.Starred) for a in node.args):
             raise Unsupported("a layer is called on one tensor or one list of tensors")
-        if node.keywords:
-            raise Unsupported(f"call arguments ({', '.join(k.arg or '**' for k in node.keywords)}) "
-                              "are not read")
-        arg = node.args[0]
-        inner = self.tensor_argument(arg)
-        return self.connect(layer, inner, node)
+        positional = [self.tensor_argument(a) for a in node.args]
+        if len(positional) == 1:
+            refs = self.tensor_refs(positional[0], node.args[0])
+        else:  # one tensor per call argument (query, value)
+            arguments = LAYER_TYPES[self.layer_type(layer)].call_arguments
+            if len(positional) > len(arguments):
+                raise Unsupported(f"`{self.layer_type(layer)}` is called on {len(positional)} "
+                                  "tensors; it takes one tensor or one list of tensors")
+            refs = [self.tensor_refs(v if isinstance(v, Tensor) else None, a)[0]
+                    for v, a in zip(positional, node.args, strict=True)]
+        roles: list[str | None] = [None] * len(refs)
+        listed, options = set(), {}
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                raise Unsupported("`**kwargs` is not read")
+            value = self.tensor_argument(keyword.value)
+            if keyword.arg == "mask":
+                raise Unsupported("`mask=` is not read: layerctl passes masks on from Masking "
+                                  "and Embedding(mask_zero=True) itself")
+            if isinstance(value, Tensor) or (isinstance(value, list) and value
+                                             and all(isinstance(v, Tensor) for v in value)):
+                found = self.tensor_refs(value, keyword.value)
+                if isinstance(value, list):
+                    listed.add(keyword.arg)
+                refs += found
+                roles += [keyword.arg] * len(found)
+            elif keyword.arg == "training" and value in (None, False):
+                continue
+            elif keyword.arg in getattr(LAYER_TYPES[self.layer_type(layer)],
+                                        "keras_call_options", ()):
+                options[keyword.arg] = value
+            else:
+                raise Unsupported(f"call arguments ({keyword.arg}) are not read")
+        return self.connect(layer, refs, node, roles, listed, options)
+
+    @staticmethod
+    def layer_type(layer: LayerObj) -> str:
+        return layer.args["type"]
 
     def tensor_argument(self, arg: ast.expr) -> Any:
         if isinstance(arg, ast.Name) and isinstance(self.env.get(arg.id), BlockParam):
@@ -475,17 +524,26 @@ class Reader:
             return [self.tensor_argument(e) for e in arg.elts]
         return self.expression(arg)
 
-    def connect(self, layer: LayerObj, inputs: Any, node: ast.Call) -> Tensor:
-        refs = self.tensor_refs(inputs, node)
+    def connect(self, layer: LayerObj, inputs: Any, node: ast.Call,
+                roles: list[str | None] | None = None, listed: set[str] | None = None,
+                options: dict[str, Any] | None = None) -> Tensor:
+        refs = inputs if roles is not None else self.tensor_refs(inputs, node)
         wiring = self.current_wiring()
         if layer.node is None:
-            layer.node = Node(layer.args, layer.name, refs, layer.notes, layer.line)
+            args = {**layer.args, **(options or {})}
+            layer.node = Node(args, layer.name, refs, layer.notes, layer.line)
+            layer.node.roles, layer.node.listed = list(roles or []), set(listed or ())
+            layer.options = dict(options or {})
             wiring.add(layer.node)
             return Tensor(Ref(layer.node))
         if layer.node not in wiring.nodes:
             raise Unsupported("a layer shared between a block and the model is not read")
+        if dict(options or {}) != layer.options:
+            raise Unsupported("a shared layer called again with other call options (an "
+                              "`apply:` shares its layer's)")
         shared = Node({"apply": None}, None, refs, [], node.lineno, kind="apply",
                       owner=layer.node)
+        shared.roles, shared.listed = list(roles or []), set(listed or ())
         wiring.add(shared)
         return Tensor(Ref(shared))
 

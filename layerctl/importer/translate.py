@@ -48,7 +48,12 @@ POSITIONAL: dict[str, tuple[str, ...]] = {
     "Dense": ("units",), "Activation": ("activation",), "Dropout": ("rate",),
     "Masking": ("mask_value",), "Flatten": ("data_format",),
     "Embedding": ("input_dim", "output_dim"),
-    "LSTM": ("units",), "Conv1D": ("filters", "kernel_size", "strides", "padding"),
+    "LSTM": ("units",), "GRU": ("units",), "SimpleRNN": ("units",),
+    "MultiHeadAttention": ("num_heads", "key_dim", "value_dim"),
+    "Bidirectional": ("layer", "merge_mode"), "TimeDistributed": ("layer",),
+    "LayerNormalization": ("axis", "epsilon"),  # (not BatchNormalization: Keras 1's order
+    # was epsilon, mode, axis; Keras 2's axis, momentum, epsilon: keywords are unambiguous)
+    "Conv1D": ("filters", "kernel_size", "strides", "padding"),
     "Conv2D": ("filters", "kernel_size", "strides", "padding"),
     "Conv1DTranspose": ("filters", "kernel_size", "strides", "padding"),
     "Conv2DTranspose": ("filters", "kernel_size", "strides", "padding"),

@@ -68,6 +68,9 @@ def scalar(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        if e and "." not in mantissa:
+            text = f"{mantissa}.0e{exponent}"  # YAML 1.1 reads 1e-06 as a string
         return {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}.get(text, text)
     if isinstance(value, str):
         if PLAIN.match(value) and value.lower() not in YAML_WORDS and not value.startswith("$"):
