@@ -121,3 +121,13 @@ def test_a_truncated_weights_file_is_one_located_line(tmp_path):
     assert result.exit_code == 1
     assert result.output.startswith(f"{path}:model.weights.h5: not a readable HDF5 file")
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", [1e-06, 1e-07, 2.5e-10, 1e+20, 0.001, 3.0, float("inf")])
+def test_written_floats_read_back_as_the_same_number(value):
+    import yaml
+
+    from layerctl.importer.writer import scalar
+
+    # PyYAML follows YAML 1.1: `1e-06` without a dot would come back as a string
+    assert yaml.safe_load(f"x: {scalar(value)}")["x"] == value
