@@ -3,7 +3,7 @@ names and shapes, float64 gradient checks for every merge mode (masked and unmas
 without return_sequences) and for TimeDistributed around Dense, Conv2D, BatchNormalization and
 a Bidirectional, Keras's argument errors as located messages, and (oracle) Keras 3 forward
 values, weights, masks and training-step gradients, ONNX / `.keras` export parity, and the
-bundled specs/text_bilstm.yaml training well above chance."""
+bundled specs/text_bilstm.yaml and text_bigru.yaml training well above chance."""
 
 import csv
 import json
@@ -749,18 +749,20 @@ def test_keras_export_refuses_a_wrong_sparsemax_inside_a_wrapper(tmp_path):
 
 
 # ---- the bundled spec -------------------------------------------------------------------------
-def test_bundled_text_bilstm_spec_trains(tmp_path, monkeypatch):
-    """specs/text_bilstm.yaml on the bundled languages words: one epoch is well above chance
-    (25 %)."""
+@pytest.mark.parametrize("spec", ["text_bilstm", "text_bigru"])
+def test_bundled_bidirectional_text_specs_train(spec, tmp_path, monkeypatch):
+    """specs/text_bilstm.yaml and text_bigru.yaml on the bundled languages words: one epoch is
+    well above chance (25 %)."""
     (tmp_path / "specs").mkdir()
-    shutil.copy(ROOT / "specs" / "text_bilstm.yaml", tmp_path / "specs")
+    shutil.copy(ROOT / "specs" / f"{spec}.yaml", tmp_path / "specs")
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     made = runner.invoke(cli, ["pad", "--dataset", "languages", "--level", "char", "--maxlen",
                                "16", "-o", "lang.npz"])
     assert made.exit_code == 0, made.output
-    trained = runner.invoke(cli, ["train", "specs/text_bilstm.yaml", "--epochs", "1", "-q"])
+    trained = runner.invoke(cli, ["train", f"specs/{spec}.yaml", "--epochs", "1", "-q"])
     assert trained.exit_code == 0, trained.output
-    with open(tmp_path / "runs" / "text-bilstm" / "history.csv", newline="") as handle:
+    run = spec.replace("_", "-")
+    with open(tmp_path / "runs" / run / "history.csv", newline="") as handle:
         history = list(csv.DictReader(handle))
     assert len(history) == 1 and float(history[-1]["val_accuracy"]) > 0.6

@@ -27,6 +27,7 @@ EXPECTED = {
     # 32·64+64 + 64·32+32; Dense 32·4+4
     "transformer_text.yaml": (2048 + 512 + 4224 + 128 + 2112 + 2080 + 132, 0, (None, 4)),
     "text_bilstm.yaml": (2048 + 2 * 8320 + 260, 0, (None, 4)),  # both directions 4u(in+u+1)
+    "text_bigru.yaml": (2048 + 2 * 6336 + 260, 0, (None, 4)),  # 3u(in+u) + 2·3u bias each
     "residual_dag.yaml": (2112 + 4160 + 4160 + 528 + 243, 0, (None, 3)),
     "digits_mlp.yaml": (8320 + 8256 + 650, 0, (None, 10)),
     "digits_cnn.yaml": (160 + 4640 + 32_832 + 256 + 650, 128, (None, 10)),
