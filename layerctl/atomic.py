@@ -26,6 +26,8 @@ TEMPORARY_MARK = ".layerctl-tmp-"
 class OutputError(LayerctlError):
     """An output path cannot be written without destroying what stands there."""
 
+    code = "LC404"
+
 
 def check_destination(destination: str | os.PathLike) -> None:
     """OutputError unless `destination` is a regular file or does not exist (symlinks are not

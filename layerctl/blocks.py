@@ -120,12 +120,13 @@ class Expander:
             name = f"{prefix}/{local}" if prefix else local
             if local in first_at:
                 self._problem(f"duplicate layer name '{local}' (first used by layer "
-                              f"{first_at[local] + 1})", item_path + ("name",), prefix)
+                              f"{first_at[local] + 1})", item_path + ("name",), prefix,
+                              code="LC112")
                 continue
             first_at[local] = index
             if local in scope.names or local in scope.bound:
                 self._problem(f"layer name '{local}' is already the name of an input",
-                              item_path + ("name",), prefix)
+                              item_path + ("name",), prefix, code="LC112")
                 continue
             if isinstance(item, BlockInstance):
                 output = self._instance(item, item_path, scope, name, stack, previous)
@@ -254,11 +255,11 @@ class Expander:
         return values if ok else None
 
     def _problem(self, message: str, path: tuple, instance: str | None,
-                 hint: str | None = None, at_value: bool = False) -> None:
+                 hint: str | None = None, at_value: bool = False, code: str = "LC111") -> None:
         """A problem at the key of `path` (or its value, where the value is what is wrong)."""
         suffix = f" (in block instance '{instance}')" if instance else ""
         where = self.marks.value(path) if at_value else self.marks.key(path)
-        self.problems.append(Problem(message + suffix, where, hint))
+        self.problems.append(Problem(message + suffix, where, hint, code=code))
 
 
 class _Literal(Scope):

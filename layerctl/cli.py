@@ -108,7 +108,7 @@ def _silence_closed_streams() -> None:
 def report_error(error: LayerctlError) -> None:
     """Print every problem of `error` on stderr, one line each."""
     for problem in error.problems:
-        click.echo(problem.render(), err=True)
+        click.echo(problem.line(), err=True)
 
 
 def os_error_line(error: OSError) -> str:

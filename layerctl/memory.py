@@ -31,6 +31,8 @@ NPZ_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, Ru
 class MemoryLimitError(LayerctlError):
     """What a command needs does not fit in this machine's memory."""
 
+    code = "LC403"
+
 
 def available_bytes() -> int:
     """Memory this process may still use: MemAvailable (Linux), else physical memory."""

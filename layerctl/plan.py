@@ -185,22 +185,22 @@ def _declared_inputs(spec: ModelSpec, marks: Marks, problems: list[Problem]) -> 
     for key in ("input_shape", "input_dim"):
         if getattr(spec, key) is not None:
             problems.append(Problem(f"`{key}` and `inputs` both declare the model inputs",
-                                    marks.key((key,)), "keep `inputs`"))
+                                    marks.key((key,)), "keep `inputs`", code="LC107"))
     seen: set[str] = set()
     inputs = []
     for index, declared in enumerate(spec.inputs):
         if declared.name in seen:
             problems.append(Problem(f"duplicate input name '{declared.name}'",
-                                    marks.value(("inputs", index, "name"))))
+                                    marks.value(("inputs", index, "name")), code="LC107"))
         elif "/" in declared.name or "." in declared.name or not declared.name:
             problems.append(Problem(f"invalid input name {declared.name!r}: it must be "
                                     "non-empty, without '/' or '.'",
-                                    marks.value(("inputs", index, "name"))))
+                                    marks.value(("inputs", index, "name")), code="LC107"))
         seen.add(declared.name)
         inputs.append(ModelInput(declared.name, (None,) + tuple(declared.shape), declared.dtype,
                                  declared.integer))
     if not inputs:
-        problems.append(Problem("`inputs` is empty", marks.key(("inputs",))))
+        problems.append(Problem("`inputs` is empty", marks.key(("inputs",)), code="LC107"))
     return inputs
 
 
@@ -218,17 +218,17 @@ def _input_shape(spec: ModelSpec, marks: Marks, problems: list[Problem]) -> Shap
                 and layer.inputs is None):
             problems.append(Problem("only the first layer may declare an input shape",
                                     _layer_location(marks, ("layers", index)),
-                                    "move it to the top-level `input_shape`"))
+                                    "move it to the top-level `input_shape`", code="LC107"))
     if not declared:
         problems.append(Problem(
             "the model has no input shape", marks.key(("layers",)),
             "add `input_shape: [...]` (without the batch axis) at the top level or on the first "
-            "layer"))
+            "layer", code="LC107"))
         return ()
     if len({shape for shape, _ in declared}) > 1:
         problems.append(Problem(
             "the input shape is declared more than once with different values: "
-            + ", ".join(str(list(s)) for s, _ in declared), declared[1][1]))
+            + ", ".join(str(list(s)) for s, _ in declared), declared[1][1], code="LC107"))
     return tuple(declared[0][0])
 
 
@@ -260,7 +260,7 @@ def _wire(entries: list[Entry], marks: Marks, problems: list[Problem]) -> None:
                     f"`apply: {entry.apply}` names no layer" + entry.where,
                     marks.value(entry.path + ("apply",)),
                     did_you_mean(entry.apply, [n for n in entry.scope.names
-                                               if entry.scope.names[n] in layers])))
+                                               if entry.scope.names[n] in layers]), code="LC108"))
                 continue
             entry.layer = layers[owner].layer
             entry.apply = owner
@@ -269,7 +269,7 @@ def _wire(entries: list[Entry], marks: Marks, problems: list[Problem]) -> None:
             if entry.previous is None:
                 problems.append(Problem(
                     f"layer '{entry.name}' needs `inputs:` (the model has several inputs)"
-                    + entry.where, _layer_location(marks, entry.path)))
+                    + entry.where, _layer_location(marks, entry.path), code="LC108"))
                 continue
             refs = [(entry.previous[1].resolve(entry.previous[0]), "0", None)]
         elif isinstance(written, dict):
@@ -277,7 +277,7 @@ def _wire(entries: list[Entry], marks: Marks, problems: list[Problem]) -> None:
         else:
             if not written:
                 problems.append(Problem("`inputs` is empty" + entry.where,
-                                        marks.key(entry.path + ("inputs",))))
+                                        marks.key(entry.path + ("inputs",)), code="LC108"))
             refs = [(entry.scope.resolve(w), str(i), (w, entry.path + ("inputs", i)))
                     for i, w in enumerate(written)]
         sources, roles = [], []
@@ -288,10 +288,11 @@ def _wire(entries: list[Entry], marks: Marks, problems: list[Problem]) -> None:
                     f"layer '{entry.name}' takes input from unknown layer '{written_name}'"
                     + entry.where, marks.value(path),
                     did_you_mean(written_name, entry.scope.known())
-                    or "known: " + ", ".join(entry.scope.known())))
+                    or "known: " + ", ".join(entry.scope.known()), code="LC108"))
             elif split_ref(ref)[0] == entry.name:
                 problems.append(Problem(f"layer '{entry.name}' takes its own output as input",
-                                        marks.value(origin[1] if origin else entry.path)))
+                                        marks.value(origin[1] if origin else entry.path),
+                                        code="LC108"))
             else:
                 sources.append(ref)
                 roles.append(role)
@@ -308,7 +309,8 @@ def _mapping_refs(entry: Entry, marks: Marks, problems: list[Problem]) -> list:
                 f"{entry.layer.keras_class} has no call argument '{key}'" + entry.where,
                 marks.key(entry.path + ("inputs", key)),
                 did_you_mean(key, arguments) or ("it takes " + ", ".join(arguments)
-                                                 if arguments else "give `inputs` as a list")))
+                                                 if arguments else "give `inputs` as a list"),
+                                                 code="LC108"))
     for key in arguments:
         value = entry.inputs.get(key)
         if value is None:
@@ -344,7 +346,7 @@ def _topological_order(entries: list[Entry], marks: Marks, problems: list[Proble
                     cycle = path[path.index(j):] + [j]
                     problems.append(Problem(
                         "the layers form a cycle: " + " → ".join(entries[k].name for k in cycle),
-                        marks.key(entries[j].path + ("inputs",))))
+                        marks.key(entries[j].path + ("inputs",)), code="LC109"))
                     return []
                 state[j] = 1
                 stack.append((j, 0))
@@ -371,13 +373,13 @@ def _place_all(spec, entries, order, inputs, marks, problems):
             got = ", ".join(format_shape(s) for s in in_shapes)
             problems.append(Problem(
                 f"layer '{entry.name}' ({entry.layer.keras_class}) cannot take input of shape "
-                f"{got}: {error}" + entry.where, _layer_location(marks, entry.path)))
+                f"{got}: {error}" + entry.where, _layer_location(marks, entry.path), code="LC200"))
             break
         if node.receives_mask and not node.layer.supports_masking:
             warnings.append(Problem(
                 f"layer '{node.name}' (of type {node.layer.keras_class}) receives a mask but does "
                 "not support masking: the mask is dropped and later layers will not see it",
-                _layer_location(marks, entry.path), severity="warning"))
+                _layer_location(marks, entry.path), severity="warning", code="LC201"))
         built[node.name] = node
         for k, shape in enumerate(node.output_shapes):
             ref = node.name if k == 0 else f"{node.name}.{k}"
@@ -487,14 +489,14 @@ def _outputs(spec: ModelSpec, expander: Expander, renamed: Callable[[str], str],
             problems.append(Problem(f"output '{written}' is not a node of the model",
                                     marks.value(("outputs", i)),
                                     did_you_mean(written, scope.known())
-                                    or "nodes: " + ", ".join(scope.known())))
+                                    or "nodes: " + ", ".join(scope.known()), code="LC110"))
         elif ref in outputs:
             problems.append(Problem(f"output '{written}' is listed twice",
-                                    marks.value(("outputs", i))))
+                                    marks.value(("outputs", i)), code="LC110"))
         else:
             outputs.append(ref)
     if not spec.outputs:
-        problems.append(Problem("`outputs` is empty", marks.key(("outputs",))))
+        problems.append(Problem("`outputs` is empty", marks.key(("outputs",)), code="LC110"))
     return outputs
 
 
@@ -506,11 +508,11 @@ def _unused(nodes: list[Node], entries: list[Entry], outputs: list[str],
     warnings = [
         Problem(f"layer '{node.name}' is not connected to the model output"
                 + (" (the last layer)" if len(outputs) == 1 else "s"),
-                _layer_location(marks, entries[node.index].path), severity="warning")
+                _layer_location(marks, entries[node.index].path), severity="warning", code="LC120")
         for node in nodes if node.name not in used
     ]
     read = {s for node in nodes for s in node.inputs}
     warnings += [Problem(f"input '{i.name}' is not used by any layer", marks.key(("inputs",)),
-                         severity="warning")
+                         severity="warning", code="LC120")
                  for i in inputs if i.name not in read and len(inputs) > 1]
     return warnings

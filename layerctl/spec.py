@@ -171,7 +171,7 @@ def read_spec_text(path: str | FilePath) -> str:
             raise SpecError("is a folder, not a spec file", where)
         data = path.read_bytes()
     except FileNotFoundError:
-        raise SpecError("no such file", where) from None
+        raise SpecError("no such file", where, code="LC301") from None
     except OSError as error:
         raise SpecError(f"cannot read: {error.strerror}", where) from None
     if len(data) > MAX_SPEC_BYTES:
@@ -196,7 +196,7 @@ def parse_spec(text: str, file: str = "<spec>") -> tuple[ModelSpec, Marks]:
         kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
         raise SpecError(
             f"a spec is a mapping with at least `layers:`, but this document is {kind}",
-            marks.value(()),
+            marks.value(()), code="LC101",
         )
     data, problems = _strip_legacy(data, marks)
     try:
@@ -284,7 +284,7 @@ def _strip_legacy(data: dict, marks: Marks) -> tuple[dict, list[Problem]]:
                         Problem(
                             f"`{key}` is a Keras 1 argument of {cls.keras_class}",
                             marks.key(("layers", index, key)),
-                            f"use {_quote(modern)}",
+                            f"use {_quote(modern)}", code="LC104",
                         )
                     )
             cleaned.append(kept)
@@ -296,7 +296,7 @@ def _strip_legacy(data: dict, marks: Marks) -> tuple[dict, list[Problem]]:
                 Problem(
                     f"`{key}` is a Keras 1 argument of fit()",
                     marks.key(("train", key)),
-                    f"use {_quote(LEGACY_TRAIN_KEYS[key])}",
+                    f"use {_quote(LEGACY_TRAIN_KEYS[key])}", code="LC104",
                 )
             )
         data = {**data, "train": {k: v for k, v in train.items() if k not in LEGACY_TRAIN_KEYS}}
@@ -350,16 +350,17 @@ def _translate(error: dict, data: Any, marks: Marks) -> Problem:
             allowed = [f for f in choice.model_fields if f != "type"]
         modern = legacy_hint(str(path[-1]), set(allowed))
         hint = f"use {_quote(modern)}" if modern else did_you_mean(str(path[-1]), allowed)
-        return Problem(f"unknown argument '{path[-1]}' for {owner}", marks.key(path), hint)
+        return Problem(f"unknown argument '{path[-1]}' for {owner}", marks.key(path), hint,
+                       code="LC104")
     if kind == "missing":
         missing = loc[-1]
         owner, _ = _fields_at(path, data)
-        return Problem(f"{owner} needs `{missing}`", marks.value(path))
+        return Problem(f"{owner} needs `{missing}`", marks.value(path), code="LC105")
     if kind == "union_tag_invalid":
         return _unknown_type(path, ctx, marks)
     if kind == "union_tag_not_found":
         what = "a layer" if _is_layer(path) else f"`{field}`"
-        return Problem(f"{what} needs a `type`", marks.value(path))
+        return Problem(f"{what} needs a `type`", marks.value(path), code="LC105")
     if kind == "literal_error":
         expected = [
             s.strip().strip("'") for s in ctx.get("expected", "").replace(" or ", ", ").split(",")
@@ -371,7 +372,8 @@ def _translate(error: dict, data: Any, marks: Marks) -> Problem:
                 + ", ".join(f"'{e}'" for e in expected[:8])
                 + (", ..." if len(expected) > 8 else "")
             )
-        return Problem(f"invalid value {value!r} for `{field}`", marks.value(path), hint)
+        return Problem(f"invalid value {value!r} for `{field}`", marks.value(path), hint,
+                       code="LC106")
     if kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
         rule = {
             "greater_than": "> {gt}",
@@ -381,10 +383,11 @@ def _translate(error: dict, data: Any, marks: Marks) -> Problem:
         }[kind].format(**ctx)
         return Problem(
             f"invalid value for `{field}`: expected a value {rule}, received {value!r}",
-            marks.value(path),
+            marks.value(path), code="LC106",
         )
     if kind == "too_short" and path == ("layers",):
-        return Problem("`layers` is empty; a model needs at least one layer", marks.value(path))
+        return Problem("`layers` is empty; a model needs at least one layer", marks.value(path),
+                       code="LC105")
     if kind.endswith("_type") or kind.endswith("_parsing") or kind in ("model_type", "list_type"):
         expected = {
             "int_type": "an integer",
@@ -399,11 +402,11 @@ def _translate(error: dict, data: Any, marks: Marks) -> Problem:
         }.get(kind, error["msg"].removeprefix("Input should be "))
         return Problem(
             f"invalid value for `{field}`: expected {expected}, received {_describe(value)}",
-            marks.value(path),
+            marks.value(path), code="LC106",
         )
     message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     named = isinstance(loc[-1], str) and path and loc[-1] == path[-1] and field not in message
-    return Problem(f"{field}: {message}" if named else message, marks.value(path))
+    return Problem(f"{field}: {message}" if named else message, marks.value(path), code="LC106")
 
 
 def _is_layer(path: tuple) -> bool:
@@ -421,7 +424,7 @@ def _unknown_type(path: tuple, ctx: dict, marks: Marks) -> Problem:
     return Problem(
         f"unknown {kind} '{tag}' for `{field}`",
         marks.value(where),
-        did_you_mean(str(tag), expected) or "expected one of " + ", ".join(expected),
+        did_you_mean(str(tag), expected) or "expected one of " + ", ".join(expected), code="LC106",
     )
 
 
@@ -429,13 +432,13 @@ def _unknown_layer_type(tag: str, where: Location) -> Problem:
     """A Keras layer layerctl lacks is named as such; a did-you-mean only for a misspelling."""
     if tag in KERAS_LAYER_CLASSES:
         return Problem(f"{tag} is a Keras layer that layerctl does not support (yet)", where,
-                       "docs/layers.md lists the supported layers")
+                       "docs/layers.md lists the supported layers", code="LC103")
     unsupported = KERAS_LAYER_CLASSES - set(LAYER_TYPES)
     hint = did_you_mean(tag, [*LAYER_TYPES, *unsupported])
     if hint is not None and hint.removeprefix("did you mean '").removesuffix("'?") in unsupported:
         hint += " (a Keras layer that layerctl does not support yet)"
     return Problem(f"unknown layer type '{tag}'", where, hint or "supported: " + ", ".join(
-        sorted(c.keras_class for c in set(LAYER_TYPES.values()))))
+        sorted(c.keras_class for c in set(LAYER_TYPES.values()))), code="LC102")
 
 
 def _describe(value: Any) -> str:

@@ -116,7 +116,7 @@ class _Builder:
             raise self._error(node, f"unsupported YAML value: {error.problem}") from None
 
     def _error(self, node: yaml.Node, message: str) -> SpecError:
-        return SpecError(message, _location(self.file, node.start_mark))
+        return SpecError(message, _location(self.file, node.start_mark), code="LC101")
 
 
 def load_yaml(text: str, file: str = "<spec>") -> tuple[Any, Marks]:
@@ -131,21 +131,21 @@ def load_yaml(text: str, file: str = "<spec>") -> tuple[Any, Marks]:
         mark = error.problem_mark or error.context_mark
         location = _location(file, mark) if mark else Location(file)
         problem = error.problem or error.context or "invalid YAML"
-        raise SpecError(f"YAML syntax error: {problem}", location) from None
+        raise SpecError(f"YAML syntax error: {problem}", location, code="LC101") from None
     except yaml.YAMLError as error:
-        raise SpecError(f"YAML error: {error}", Location(file)) from None
+        raise SpecError(f"YAML error: {error}", Location(file), code="LC101") from None
     except RecursionError:
         raise SpecError(f"YAML nesting too deep (more than {MAX_DEPTH} levels)",
-                        Location(file)) from None
+                        Location(file), code="LC101") from None
     if node is None:
         raise SpecError("the file is empty; a spec is a mapping with at least `layers:`",
-                        Location(file, 1, 1))
+                        Location(file, 1, 1), code="LC101")
     builder = _Builder(file)
     try:
         data = builder.build(node, ())
     except RecursionError:
         raise SpecError(f"YAML nesting too deep (more than {MAX_DEPTH} levels)",
-                        Location(file)) from None
+                        Location(file), code="LC101") from None
     return data, builder.marks
 
 

@@ -100,7 +100,8 @@ def test_shapes_error_is_one_located_line(tmp_path):
     result = run("shapes", str(spec))
     assert result.exit_code == 1
     assert (
-        result.stderr.strip() == f"{spec}:3:12: unknown layer type 'Dence'; did you mean 'Dense'?"
+        result.stderr.strip() == (
+            f"{spec}:3:12: unknown layer type 'Dence'; did you mean 'Dense'? [LC102]")
     )
 
 
@@ -110,12 +111,13 @@ def test_validate_formats(tmp_path):
     github = run("validate", "--format", "github", str(spec))
     assert github.exit_code == 1
     assert (
-        f"::error file={spec},line=3,col=19::unknown argument 'unit' for Dense; "
+        f"::error file={spec},line=3,col=19,title=LC104::unknown argument 'unit' for Dense; "
         "did you mean 'units'?"
         in github.stdout
     )
     as_json = json.loads(run("validate", "--format", "json", str(spec)).stdout)
     assert as_json["valid"] is False and as_json["files"] == 1
+    assert [p["code"] for p in as_json["problems"]] == ["LC105", "LC104"]  # docs/errors.md
     assert {"line": 3, "col": 19, "severity": "error"}.items() <= as_json["problems"][1].items()
 
 

@@ -29,12 +29,12 @@ def test_forged_file_name_stays_one_annotation(tmp_path):
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert len(lines) == 2  # the spec's two problems, and nothing forged
-    for line, col in zip(lines, ["5", "19"], strict=True):
+    for line, col, code in zip(lines, ["5", "19"], ["LC105", "LC104"], strict=True):
         assert line.startswith("::error file=")
         properties, _ = line.removeprefix("::error ").split("::", 1)
         assert properties.split(",") == [
             f"file={github_property(str(folder))}/x%0A%3A%3Aerror file=README.md%2Cline=1"
-            "%3A%3Aowned%2Ctitle=forged.yaml", "line=3", f"col={col}"]
+            "%3A%3Aowned%2Ctitle=forged.yaml", "line=3", f"col={col}", f"title={code}"]
 
 
 def test_message_newlines_and_percent_are_escaped():

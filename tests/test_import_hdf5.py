@@ -200,4 +200,4 @@ def test_missing_h5py_is_one_clear_line(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["import", str(path), "-o", str(tmp_path / "m.yaml")])
     assert result.exit_code == 1
     assert result.output == ("reading .keras and .h5 files needs h5py: "
-                             "pip install 'layerctl[import]'\n")
+                             "pip install 'layerctl[import]' [LC601]\n")

@@ -79,14 +79,15 @@ def test_missing_spec_gets_a_did_you_mean_among_specs(tmp_path):
     result = run("train", tmp_path / "digit_cnn.yaml")
     assert result.exit_code == 1
     assert result.output.strip() == (f"{tmp_path}/digit_cnn.yaml: no such file; did you mean "
-                                     "'digits_cnn.yaml'?")
+                                     "'digits_cnn.yaml'? [LC301]")
 
 
 def test_pad_suggests_only_close_names(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("words.txt").write_text("a b\n")
     result = run("pad", "nosuch.txt", "-o", "x.npz")
-    assert result.exit_code == 1 and result.output.strip() == "nosuch.txt: no such file or folder"
+    assert result.exit_code == 1
+    assert result.output.strip() == "nosuch.txt: no such file or folder [LC301]"
     result = run("pad", "word.txt", "-o", "x.npz")
     assert "did you mean 'words.txt'?" in result.output
 
@@ -94,7 +95,7 @@ def test_pad_suggests_only_close_names(tmp_path, monkeypatch):
 def test_validate_a_missing_path_says_it_does_not_exist(tmp_path):
     result = CliRunner().invoke(cli, ["validate", f"{tmp_path}/nothere/"])
     assert result.exit_code == 1
-    assert result.stdout.strip() == f"{tmp_path}/nothere/: no such file or folder"
+    assert result.stdout.strip() == f"{tmp_path}/nothere/: no such file or folder [LC301]"
     assert result.stderr.strip() == "no spec checked: 1 path(s) do not exist"
     assert "invalid" not in result.stderr
 
@@ -123,7 +124,7 @@ def test_embedding_index_error_is_located_at_the_layer(tmp_path):
         assert result.output.strip() == (
             f"{spec}:3:34: layer 'embedding' (Embedding) has input_dim 10, but "
             f"{tmp_path}/tokens.npz holds index 12, outside [0, 10); raise input_dim to 13 or "
-            "more, or check the data")
+            "more, or check the data [LC303]")
 
 
 def test_a_missing_token_file_says_pad_makes_it(tmp_path):

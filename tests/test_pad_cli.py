@@ -123,7 +123,8 @@ def test_empty_and_missing_files(tmp_path):
     assert run(empty, other, "-o", tmp_path / "x.npz").exit_code == 0
     assert load(tmp_path / "x.npz")["x"].tolist() == [[1, 2]]
     message = error_text(run(tmp_path / "othr.txt", "-o", tmp_path / "y.npz"))
-    assert message == f"{tmp_path / 'othr.txt'}: no such file or folder; did you mean 'other.txt'?"
+    assert message == (f"{tmp_path / 'othr.txt'}: no such file or folder; did you mean "
+                       "'other.txt'? [LC301]")
 
 
 def test_class_folders_with_an_empty_class(tmp_path):

@@ -151,3 +151,5 @@ def test_unsupported_keras_layers_are_named_as_such(spelled, message):
     with pytest.raises(SpecError) as caught:
         parse_spec(f"input_shape: [4]\nlayers:\n  - {{type: {spelled}}}\n", "m.yaml")
     assert [p.render() for p in caught.value.problems] == [f"m.yaml:3:12: {message}"]
+    assert [p.code for p in caught.value.problems] == ["LC103" if message.startswith(spelled)
+                                                        else "LC102"]

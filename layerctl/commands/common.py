@@ -41,7 +41,7 @@ def check_spec_exists(path: str) -> None:
 
     if not Path(path).exists():
         hint = missing_file_hint(path, suffixes=(".yaml", ".yml"))
-        raise SpecError("no such file", Location(path), hint)
+        raise SpecError("no such file", Location(path), hint, code="LC301")
 
 
 def load_plan(path: str):
@@ -51,7 +51,7 @@ def load_plan(path: str):
 
 def echo_warnings(warnings: Iterable[Problem]) -> None:
     for warning in warnings:
-        click.echo(warning.render(), err=True)
+        click.echo(warning.line(), err=True)
 
 
 def console(stderr: bool = False, width: int | None = None):

@@ -22,10 +22,11 @@ def check_inputs(stream, plan) -> None:
         raise DataError(
             f"{stream.name}: inputs have shape {shape_text((None,) + tuple(stream.sample_shape))}"
             f" but the spec's input shape is {shape_text(expected)}",
-            hint="reshape the inputs, or check that this is the right spec",
+            hint="reshape the inputs, or check that this is the right spec", code="LC303",
         )
     if not (np.issubdtype(stream.dtype, np.number) or stream.dtype == np.bool_):
-        raise DataError(f"{stream.name}: inputs have dtype {stream.dtype}; expected numbers")
+        raise DataError(f"{stream.name}: inputs have dtype {stream.dtype}; expected numbers",
+                        code="LC303")
     if plan.integer_input and np.issubdtype(stream.dtype, np.floating) and stream.array is not None:
         sample = np.asarray(stream.array[:1024])
         if not np.all(sample == np.round(sample)):

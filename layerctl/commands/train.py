@@ -64,7 +64,8 @@ def check_padded_file_exists(source, base_dir: Path, plan) -> None:
     maxlen = f" --maxlen {shape[1]}" if len(shape) == 2 and shape[1] is not None else ""
     raise DataError(f"{path}: file not found",
                     hint=f"this model reads token indices, which `layerctl pad` makes: "
-                         f"`layerctl pad TEXT...{maxlen} -o {shown}` (see docs/text.md)")
+                         f"`layerctl pad TEXT...{maxlen} -o {shown}` (see docs/text.md)",
+                         code="LC301")
 
 
 def with_sample_weight(dataset, source, base_dir: Path, name: str):
@@ -190,7 +191,7 @@ def check_embedding_indices(plan, spec, spec_path: str | None, xs: dict, name: s
                else "indices are 0 or more (0 is padding with mask_zero)")
         raise DataError(f"layer '{node.name}' (Embedding) has input_dim {input_dim}, but {name} "
                         f"holds index {bad}, outside [0, {input_dim})", where,
-                        f"{fix}, or check the data")
+                        f"{fix}, or check the data", code="LC303")
 
 
 def check_data(plan, spec, *datasets, spec_path: str | None = None) -> None:

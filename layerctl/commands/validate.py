@@ -27,7 +27,8 @@ def discover(paths: tuple[str, ...]) -> tuple[list[Path], list[Problem]]:
         else:
             from layerctl.suggest import missing_file_hint
 
-            problems.append(Problem(NOT_FOUND, Location(raw), missing_file_hint(raw.rstrip("/"))))
+            problems.append(Problem(NOT_FOUND, Location(raw), missing_file_hint(raw.rstrip("/")),
+                                    code="LC301"))
     return files, problems
 
 
@@ -80,6 +81,8 @@ def github_line(problem: Problem) -> str:
         parts.append(f"line={where.line}")
     if where.col:
         parts.append(f"col={where.col}")
+    if problem.code:
+        parts.append(f"title={problem.code}")
     text = problem.message if problem.hint is None else f"{problem.message}; {problem.hint}"
     return f"::{problem.severity} {','.join(parts)}::{github_data(text)}"
 
@@ -91,7 +94,8 @@ def github_line(problem: Problem) -> str:
 def command(paths: tuple[str, ...], output_format: str) -> None:
     """Check spec files and folders of specs (*.yaml, *.yml, recursively).
 
-    Prints one line per problem, `file:line:col: message`, and exits 1 if any spec is invalid
+    Prints one line per problem, `file:line:col: message [code]` (docs/errors.md explains each
+    code), and exits 1 if any spec is invalid
     (warnings alone exit 0). Folders holding a `.layerctlignore` file are skipped when found
     recursively, e.g. a folder of specs that are meant to fail.
 
@@ -109,9 +113,10 @@ def command(paths: tuple[str, ...], output_format: str) -> None:
             {"file": p.location.file if p.location else None,
              "line": p.location.line if p.location else None,
              "col": p.location.col if p.location else None,
-             "severity": p.severity, "message": p.message, "hint": p.hint} for p in problems]}))
+             "severity": p.severity, "code": p.code, "message": p.message, "hint": p.hint}
+            for p in problems]}))
     else:
-        render = github_line if output_format == "github" else Problem.render
+        render = github_line if output_format == "github" else Problem.line
         for problem in problems:
             click.echo(render(problem))
         missing = [p for p in problems if p.message == NOT_FOUND]

@@ -90,22 +90,22 @@ def _input_problems(dataset: Dataset, expected: Shape, dtype: np.dtype) -> list[
     if not fits(x.shape[1:], expected[1:]):
         problems.append(Problem(
             f"{name}: x has shape {shape_text(x.shape)} but the model's input is "
-            f"{shape_text(expected)}", hint=_reshape_hint(x.shape, expected)))
+            f"{shape_text(expected)}", hint=_reshape_hint(x.shape, expected), code="LC303"))
     if x.dtype.kind not in "biuf":
-        problems.append(Problem(f"{name}: x has dtype {x.dtype}; expected numbers"))
+        problems.append(Problem(f"{name}: x has dtype {x.dtype}; expected numbers", code="LC303"))
     elif dtype.kind in "iu" and x.dtype.kind == "f":
         bad = first_where(x, lambda v: ~np.isfinite(v) | (v != np.round(v)))
         if bad is not None:
             value = _value_at(x, bad, lambda v: ~np.isfinite(v) | (v != np.round(v)))
             problems.append(Problem(
                 f"{name}: x holds {value} at sample {bad}, but the model's input takes integer "
-                f"ids ({dtype})", hint="token ids must be whole numbers"))
+                f"ids ({dtype})", hint="token ids must be whole numbers", code="LC303"))
     elif x.dtype.kind == "f":
         bad = first_where(x, lambda v: ~np.isfinite(v))
         if bad is not None:
             value = _value_at(x, bad, lambda v: ~np.isfinite(v))
             problems.append(Problem(f"{name}: x holds {value} at sample {bad}",
-                                    hint="inputs must be finite numbers"))
+                                    hint="inputs must be finite numbers", code="LC303"))
     return problems
 
 
@@ -124,11 +124,12 @@ def _label_problems(
 ) -> list[Problem]:
     y, name = dataset.y, dataset.name
     if y is None:
-        return [Problem(f"{name}: there are no labels, and the loss {loss} needs them")]
+        return [Problem(f"{name}: there are no labels, and the loss {loss} needs them",
+                        code="LC303")]
     if y.dtype.kind not in "biuf":
-        return [Problem(f"{name}: labels have dtype {y.dtype}; expected numbers")]
+        return [Problem(f"{name}: labels have dtype {y.dtype}; expected numbers", code="LC303")]
     if len(y) != len(dataset.x):
-        return [Problem(f"{name}: x has {len(dataset.x)} samples but y has {len(y)}")]
+        return [Problem(f"{name}: x has {len(dataset.x)} samples but y has {len(y)}", code="LC303")]
     if loss == "sparse_categorical_crossentropy":
         return _sparse_problems(y, name, output, ignore_class)
     labels = tuple(y.shape)
@@ -139,14 +140,16 @@ def _label_problems(
         else:
             kind = ""
         return [Problem(f"{name}: labels have shape {shape_text(labels)} but {loss} expects "
-                        f"{kind}{shape_text(output)}", hint=hint or "match the model's output")]
+                        f"{kind}{shape_text(output)}", hint=hint or "match the model's output",
+                        code="LC303")]
     if loss == "binary_crossentropy" and y.dtype.kind != "b":
         bad = first_where(y, lambda v: (v < 0) | (v > 1) | np.isnan(v))
         if bad is not None:
             value = _value_at(y, bad, lambda v: (v < 0) | (v > 1) | np.isnan(v))
             return [Problem(f"{name}: label {value} at sample {bad} is outside [0, 1], which "
                             "binary_crossentropy expects",
-                            hint="for class ids use sparse_categorical_crossentropy and softmax")]
+                            hint="for class ids use sparse_categorical_crossentropy and softmax",
+                            code="LC303")]
     return []
 
 
@@ -173,10 +176,12 @@ def _sparse_problems(
             return [Problem(f"{name}: labels have shape {shape_text(labels)} (one-hot) but "
                             f"sparse_categorical_crossentropy expects class ids "
                             f"{shape_text(output[:-1])}",
-                            hint="use categorical_crossentropy, or class ids: y.argmax(-1)")]
+                            hint="use categorical_crossentropy, or class ids: y.argmax(-1)",
+                            code="LC303")]
         return [Problem(f"{name}: labels have shape {shape_text(labels)} but "
                         f"sparse_categorical_crossentropy expects class ids "
-                        f"{shape_text(output[:-1])} for outputs {shape_text(output)}")]
+                        f"{shape_text(output[:-1])} for outputs {shape_text(output)}",
+                        code="LC303")]
     if y.dtype.kind == "b":
         return []
     top = "?" if classes is None else classes - 1
@@ -195,4 +200,4 @@ def _sparse_problems(
     what = (f"is out of range for {classes} classes" if whole and classes is not None
             else "is not a class id")
     return [Problem(f"{name}: label {value} at sample {sample} {what} (0..{top})",
-                    hint="sparse labels are whole numbers from 0 to classes - 1")]
+                    hint="sparse labels are whole numbers from 0 to classes - 1", code="LC303")]

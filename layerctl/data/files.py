@@ -37,7 +37,7 @@ def existing_file(path: Path, display: str) -> Path:
     refuse_special(path, DataError, display)
     from layerctl.suggest import missing_file_hint
 
-    raise DataError(f"{display}: file not found", hint=missing_file_hint(path))
+    raise DataError(f"{display}: file not found", hint=missing_file_hint(path), code="LC301")
 
 
 def describe_content(head: bytes) -> str:

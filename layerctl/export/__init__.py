@@ -31,6 +31,8 @@ SUFFIXES = {".onnx": "onnx", ".keras": "keras"}
 class ExportError(LayerctlError):
     """The model (or this machine) cannot produce the requested format."""
 
+    code = "LC500"
+
 
 def require(module: str, extra: str, purpose: str) -> ModuleType:
     """Import an optional package, or raise an ExportError naming the extra that installs it."""

@@ -21,6 +21,8 @@ MAX_SOURCE_BYTES = 5_000_000
 class ImportError_(LayerctlError):  # noqa: N801 (ImportError is Python's)
     """The source cannot be imported exactly; every problem is located in the source."""
 
+    code = "LC600"
+
 
 @dataclass
 class Imported:
@@ -53,7 +55,7 @@ def import_source(path: str, dim_ordering: str | None = None) -> Imported:
         with open(path, "rb") as handle:
             data = handle.read(MAX_SOURCE_BYTES + 1)
     except FileNotFoundError:
-        raise ImportError_("no such file", where) from None
+        raise ImportError_("no such file", where, code="LC301") from None
     except IsADirectoryError:
         raise ImportError_("is a folder, not a model file", where) from None
     kind = source_kind(data[:64])

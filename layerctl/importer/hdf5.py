@@ -27,6 +27,8 @@ MISSING_H5PY = "reading .keras and .h5 files needs h5py: pip install 'layerctl[i
 class HDF5Error(LayerctlError):
     """An HDF5 source cannot be read."""
 
+    code = "LC601"
+
 
 def h5py_module():
     try:
@@ -66,13 +68,18 @@ def _ordered_datasets(group, h5py, keras_class: str | None = None) -> list[np.nd
     return out
 
 
-def keras3_layer_weights(file, classes: dict[str, str]) -> dict[str, list[np.ndarray]]:
-    """Each weights group's arrays in Keras's order; `classes`: group -> its Keras class."""
+def keras3_layer_weights(file, groups: dict[str, str]) -> dict[str, list[np.ndarray]]:
+    """The arrays of each of `groups` (path under `layers/`, `functional/layers/conv2d` for a
+    nested model's layer -> its Keras class) in Keras's order; a group the file lacks has
+    none."""
     h5py = h5py_module()
     layers = file.get("layers")
-    if layers is None:
-        return {}
-    return {name: _ordered_datasets(layers[name], h5py, classes.get(name)) for name in layers}
+    out = {}
+    for path, keras_class in groups.items():
+        group = layers.get(path) if layers is not None else None
+        out[path] = _ordered_datasets(group, h5py, keras_class) \
+            if isinstance(group, h5py.Group) else []
+    return out
 
 
 def place_weights(plan, arrays: dict[str, list[np.ndarray]], where: Location

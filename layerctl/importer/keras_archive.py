@@ -19,6 +19,8 @@ MAX_MEMBERS = 100
 class ArchiveError(LayerctlError):
     """The archive is not a Keras archive layerctl reads safely."""
 
+    code = "LC602"
+
 
 def read_members(path: str) -> dict[str, bytes]:
     where = Location(path)

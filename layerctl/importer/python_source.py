@@ -200,7 +200,7 @@ class Reader:
 
     def not_read(self, node: ast.stmt, what: str) -> None:
         self.warnings.append(Problem(f"not read: {what} (`{self.source(node)}`)",
-                                     self.where(node), severity="warning"))
+                                     self.where(node), severity="warning", code="LC610"))
 
     def touches(self, node: ast.AST) -> bool:
         """Whether `node` uses the model: a layer, tensor, model or helper name, or a call of a
@@ -277,7 +277,8 @@ class Reader:
                 self.read_fit(call)
             elif method in IGNORED_METHODS:
                 self.warnings.append(Problem(f"not read: `{method}(...)` does not change the "
-                                             "model", self.where(call), severity="warning"))
+                                             "model", self.where(call), severity="warning",
+                                             code="LC610"))
             else:
                 raise Unsupported(f"`{func.value.id}.{method}(...)` is not read")
             return

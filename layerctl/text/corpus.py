@@ -142,7 +142,7 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise DataError("no such file", Location(str(path))) from None
+        raise DataError("no such file", Location(str(path)), code="LC301") from None
     except OSError as error:
         raise DataError(f"cannot read: {error.strerror}", Location(str(path))) from None
 
@@ -159,7 +159,7 @@ def open_lines(source: str, stdin: BinaryIO | None = None) -> BinaryIO:
         return open(path, "rb")
     except FileNotFoundError:
         raise DataError(
-            "no such file or folder", Location(source), hint=missing_hint(path)
+            "no such file or folder", Location(source), hint=missing_hint(path), code="LC301"
         ) from None
     except OSError as error:
         raise DataError(f"cannot read: {error.strerror}", Location(source)) from None

@@ -321,7 +321,7 @@ def _check_exist(inputs: Sequence[str]) -> None:
     for source in inputs:
         if source != corpus.STDIN and not Path(source).exists():
             hint = corpus.missing_hint(Path(source))
-            problems.append(Problem("no such file or folder", Location(source), hint))
+            problems.append(Problem("no such file or folder", Location(source), hint, code="LC301"))
     if problems:
         raise DataError(problems=problems)
 

@@ -309,7 +309,8 @@ class Tokenizer:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise DataError("vocabulary file not found", Location(str(path))) from None
+            raise DataError("vocabulary file not found", Location(str(path)),
+                            code="LC301") from None
         except (OSError, UnicodeDecodeError) as error:
             raise DataError(f"cannot read vocabulary: {error}", Location(str(path))) from None
         return cls.from_json(text, str(path))

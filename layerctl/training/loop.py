@@ -31,6 +31,8 @@ from layerctl.training.spec import CompileSpec
 class NonFiniteLoss(LayerctlError):
     """The loss became NaN or infinite; the run stops with its last good checkpoint kept."""
 
+    code = "LC402"
+
 
 @dataclass
 class Accumulator:

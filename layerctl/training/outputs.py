@@ -90,5 +90,6 @@ def _check_names(value: dict, outputs: tuple[str, ...], what: str) -> None:
     if unknown:
         raise SpecError(problems=[
             Problem(f"`compile.{what}` names '{key}', which is not a model output",
-                    hint=did_you_mean(key, outputs) or "outputs: " + ", ".join(outputs))
+                    hint=did_you_mean(key, outputs) or "outputs: " + ", ".join(outputs),
+                    code="LC110")
             for key in unknown])

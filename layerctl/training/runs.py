@@ -54,6 +54,8 @@ RUN_FILES = ("spec.yaml", "weights.npz", "checkpoint.npz", "history.csv")
 class RunFolderError(SpecError):
     """The run folder cannot be used: another process owns it, or it is not a plain folder."""
 
+    code = "LC401"
+
 
 class RunLock:
     """An exclusive `flock` on the run folder's lock file, held for the life of a run.
