@@ -25,6 +25,7 @@ from pydantic import (
 
 from layerctl.config import CHOICE_MODELS, Frozen
 from layerctl.errors import Location, Problem, SpecError, did_you_mean
+from layerctl.interrupts import deferred_interrupt
 from layerctl.keras_layers import KERAS_LAYER_CLASSES
 from layerctl.layers import LAYER_CLASSES, LAYER_TYPES, layer_class, layer_tag
 from layerctl.layers.base import (
@@ -200,7 +201,8 @@ def parse_spec(text: str, file: str = "<spec>") -> tuple[ModelSpec, Marks]:
         )
     data, problems = _strip_legacy(data, marks)
     try:
-        spec = ModelSpec.model_validate(data)
+        with deferred_interrupt():  # the first call builds pydantic's validator (see there)
+            spec = ModelSpec.model_validate(data)
     except ValidationError as error:
         problems += [_translate(e, data, marks) for e in error.errors()]
         spec = None

@@ -210,3 +210,26 @@ def test_ctrl_c_during_start_up_exits_130_without_traceback(tmp_path, delay):
     assert process.returncode in (130, -signal.SIGINT), (process.returncode, stderr)
     if process.returncode == 130:
         assert stderr.splitlines()[-1].startswith("interrupted")
+
+
+def test_ctrl_c_while_pydantic_builds_its_validator_is_an_interrupt(monkeypatch):
+    """pydantic builds a validator lazily in Rust; a KeyboardInterrupt raised in there came back
+    as a SchemaError with a traceback. Ctrl-C in that moment is held until the build ends and is
+    then a KeyboardInterrupt (exit 130), and the spec was validated completely."""
+    import os
+
+    from layerctl import spec as spec_module
+
+    validated = []
+    real = spec_module.ModelSpec.model_validate
+
+    def interrupted_validate(data):
+        os.kill(os.getpid(), signal.SIGINT)  # delivered at once to this (main) thread
+        validated.append(real(data))
+        return validated[-1]
+
+    monkeypatch.setattr(spec_module.ModelSpec, "model_validate", interrupted_validate)
+    with pytest.raises(KeyboardInterrupt):
+        spec_module.parse_spec("input_shape: [3]\nlayers:\n  - {type: Dense, units: 2}\n", "m.yaml")
+    assert len(validated) == 1 and validated[0].layers[0].units == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
