@@ -77,11 +77,24 @@ def keras_models():
     decoded = layers.GRU(4, return_sequences=True)(target, initial_state=h)
     decoded = layers.LSTM(4)(decoded, initial_state=[h2, c2])
     yield "functional_states", keras.Model([source, target], layers.Dense(2)(decoded))
+    # models used as layers (blocks): a Sequential, and a two-input Functional used twice
+    mlp = keras.Sequential([keras.Input((5,)), layers.Dense(4, activation="relu"),
+                            layers.Dense(3)], name="mlp")
+    a, b = keras.Input((3,)), keras.Input((3,))
+    mixed = layers.Add()([layers.Dense(3, use_bias=False)(a), b])
+    first = keras.Model([a, b], mixed, name="pair_1")
+    a2, b2 = keras.Input((3,)), keras.Input((3,))
+    second = keras.Model([a2, b2], layers.Add()([layers.Dense(3, use_bias=False)(a2), b2]),
+                         name="pair_2")
+    x = keras.Input((5,), name="features")
+    h = mlp(x)
+    yield "functional_nested", keras.Model(x, second([first([h, h]), h]))
 
 
 KERAS_MODELS = ["sequential_cnn", "sequential_lstm", "functional_shared", "functional_residual"]
 # layers whose weights sit under sub-objects (mha/query/kernel): read from `.keras` archives
-NESTED_MODELS = ["functional_attention", "sequential_wrappers", "functional_states"]
+NESTED_MODELS = ["functional_attention", "sequential_wrappers", "functional_states",
+                 "functional_nested"]
 
 
 @pytest.mark.oracle
@@ -345,3 +358,17 @@ def test_python_source_imports_like_the_model_it_builds(which, tmp_path):
                        for w in model.weights})
     assert summary_json(plan)["total_params"] == model.count_params()
     assert_predicts_like(plan, graph, model)
+
+
+@pytest.mark.oracle
+def test_a_nested_model_called_twice_is_refused_by_name(tmp_path):
+    from keras_bridge import keras
+
+    layers = keras.layers
+    x = keras.Input((3,))
+    inner = keras.Model(x, layers.Dense(2)(x), name="shared_block")
+    y = keras.Input((3,))
+    model = keras.Model(y, layers.Add()([inner(y), inner(y)]))
+    with pytest.raises(ImportError_, match="`shared_block`: a nested model called twice"):
+        import_json(tmp_path, model.to_json())
+

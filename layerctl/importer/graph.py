@@ -34,6 +34,8 @@ class Node:
     keras_name: str | None = None  # the layer's name in the source (legacy weights files)
     roles: list[str | None] = field(default_factory=list)  # each input's call argument, if any
     listed: set[str] = field(default_factory=set)  # call arguments given as a list
+    instance: Any = None  # a nested model's own block (json_config), before blocks are shared
+    inner_groups: dict[str, str] = field(default_factory=dict)  # its layers' weights groups
 
 
 @dataclass(frozen=True, eq=False)

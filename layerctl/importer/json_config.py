@@ -13,13 +13,15 @@ default (`synchronized: false`, a float32 dtype policy); any other value is refu
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from layerctl.errors import Location, Problem
 from layerctl.importer.graph import Node, Ref, Wiring
-from layerctl.importer.translate import Unsupported, translate_layer
-from layerctl.importer.writer import ImportedModel
+from layerctl.importer.translate import Param, Unsupported, translate_layer
+from layerctl.importer.writer import Block, Entry, ImportedModel
 from layerctl.layers import LAYER_TYPES
 from layerctl.layers.base import keras_snake_case
 
@@ -106,7 +108,8 @@ def _h5_names(layers: list) -> list[str]:
     return out
 
 
-def _sequential(layers: list, model: ImportedModel) -> None:
+def _sequential(layers: list, model: ImportedModel, nested: bool = False) -> None:
+    """A Sequential's layers; `nested`: used as a layer of another model (see `_auto_names`)."""
     _layer_list(layers)
     groups = _h5_names([x for x in layers if x["class_name"] != "InputLayer"])
     wiring = Wiring()
@@ -118,20 +121,26 @@ def _sequential(layers: list, model: ImportedModel) -> None:
                 raise Unsupported(f"{where}: an InputLayer after the first layer")
             model.input_shape = _input_shape(layer.get("config", {}), where)
             continue
-        node = _node(layer, where)
+        node = _nested(layer, where) if layer["class_name"] in MODEL_CLASSES \
+            else _node(layer, where)
+        if layer["class_name"] in MODEL_CLASSES:
+            node.name = layer.get("config", {}).get("name")
         node.group = groups[len(wiring.nodes)]
         keras1 = keras1 or node.keras1
         if wiring.nodes:
             node.inputs = [Ref(wiring.nodes[-1])]
         wiring.add(node)
+    if nested:
+        _drop_auto_names(wiring.nodes)
+    _group_blocks(wiring.nodes, model)
     model.layers, names = wiring.finish("input", drop_default_names=True)
-    model.weight_groups = {names[n]: n.group for n in wiring.nodes}
+    model.weight_groups = _weight_groups(wiring.nodes, names)
     model.keras_names = {names[n]: n.keras_name for n in wiring.nodes}
     model.keras1 = keras1
     _keras1_flatten(model, keras1)
 
 
-def _functional(config: dict, model: ImportedModel) -> None:
+def _functional(config: dict, model: ImportedModel, nested: bool = False) -> None:
     layers = config["layers"]
     _layer_list(layers)
     groups = _h5_names(layers)
@@ -153,6 +162,18 @@ def _functional(config: dict, model: ImportedModel) -> None:
             continue
         for k, node in enumerate(layer.get("inbound_nodes") or []):
             calls.append((i, k, layer, _history(node, name)))
+    uses = {layer.get("name"): (layer["class_name"], len(layer.get("inbound_nodes") or []))
+            for layer in layers}
+
+    def call_of(ref: tuple) -> tuple[str, int]:
+        """(layer, index of its call) of a reference. A nested Functional model has a call of
+        its own before the outer model's (its construction), which Keras counts in some
+        references and not in others; its loader subtracts one, as Python indexes (-1: the
+        last call), and so does this."""
+        kind, count = uses.get(ref[0], ("", 0))
+        if kind in ("Functional", "Model") and count:
+            return ref[0], (ref[1] - 1) % count
+        return ref[0], ref[1]
     order = {(layers[i].get("name") or layers[i]["config"]["name"], k): (i, k, layer, call)
              for i, k, layer, call in calls}
     listed = config.get("input_layers") or []
@@ -170,22 +191,26 @@ def _functional(config: dict, model: ImportedModel) -> None:
     pending = sorted(order.items(), key=lambda item: item[1][:2])
     while pending:
         index = next((n for n, (_, (_, _, _, call)) in enumerate(pending)
-                      if all(r[0] in inputs or (r[0], r[1]) in placed for r in call.refs)), None)
+                      if all(r[0] in inputs or call_of(r) in placed for r in call.refs)), None)
         if index is None:
             raise Unsupported(f"layer `{pending[0][0][0]}` takes inputs no layer makes (or the "
                               "graph has a cycle)")
         key, (i, k, layer, call) = pending[index]
         pending.pop(index)
-        wired = [Ref(input=r[0]) if r[0] in inputs else Ref(placed[(r[0], r[1])], r[2])
+        wired = [Ref(input=r[0]) if r[0] in inputs else Ref(placed[call_of(r)], r[2])
                  for r in call.refs]
         if k == 0:
-            node = _node(layer, key[0], call.options)
+            node = _nested(layer, key[0]) if layer["class_name"] in MODEL_CLASSES \
+                else _node(layer, key[0], call.options)
             node.name = key[0]
             node.group = groups[i]
             keras1 = keras1 or node.keras1
             first[key[0]] = node
             options[key[0]] = call.options
         else:
+            if first[key[0]].kind == "block":
+                raise Unsupported(f"layer `{key[0]}`: a nested model called twice (one block "
+                                  "instance with shared weights) is not read yet")
             if call.options != options[key[0]]:
                 raise Unsupported(f"layer `{key[0]}`: called again with other call options "
                                   "(an `apply:` shares its layer's)")
@@ -206,19 +231,163 @@ def _functional(config: dict, model: ImportedModel) -> None:
     outs = config.get("output_layers") or []
     if outs and not isinstance(outs[0], list):
         outs = [outs]
+    if nested:
+        _drop_auto_names(wiring.nodes)
+    _group_blocks(wiring.nodes, model)
     model.layers, names = wiring.finish("input" if single else None, drop_default_names=True)
-    model.weight_groups = {names[n]: n.group for n in wiring.nodes if n.kind == "layer"}
+    model.weight_groups = _weight_groups([n for n in wiring.nodes if n.kind != "apply"], names)
     model.keras_names = {names[n]: n.keras_name for n in wiring.nodes if n.kind == "layer"}
     model.keras1 = keras1
     outputs = []
     for entry in outs:
-        node = placed.get((entry[0], entry[1]))
+        node = placed.get(call_of(entry))
         if node is None:
             raise Unsupported(f"output `{entry[0]}` is not a layer of the config")
         outputs.append(names[node] if entry[2] == 0 else f"{names[node]}.{entry[2]}")
     if outputs != [names[wiring.nodes[-1]]]:
         model.outputs = outputs
     _keras1_flatten(model, keras1)
+
+
+# ---- nested models: block instances ------------------------------------------------------
+STRUCTURE = ("type", "name", "inputs", "apply", "block")  # the keys a block never varies
+
+
+def _nested(layer: dict, where: str) -> Node:
+    """A Functional or Sequential model used as a layer (what `layerctl export` writes for a
+    block instance) as a block instance: its inner layers with its inputs named `x` (`x1`,
+    `x2`, ... for several). Instances are merged into shared blocks by `_group_blocks`."""
+    config = layer.get("config")
+    inner = ImportedModel()
+    if layer["class_name"] == "Sequential":
+        layers = config if isinstance(config, list) else (config or {}).get("layers")
+        if not isinstance(layers, list) or not layers:
+            raise Unsupported(f"{where}: the nested Sequential holds no `layers` list")
+        _sequential(layers, inner, nested=True)
+        inputs = ["x"]
+    else:
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise Unsupported(f"{where}: the nested model holds no `layers` list")
+        config, inputs = _canonical_inputs(config)
+        _functional(config, inner, nested=True)
+    if any(e.args.get("block") is not None for e in inner.layers):
+        raise Unsupported(f"{where}: a model nested in a nested model is not read yet")
+    if inner.outputs is not None and len(inner.outputs) > 1:
+        raise Unsupported(f"{where}: a nested model with several outputs is not read yet")
+    for entry in inner.layers:  # the one-input form names its input `input`
+        refs = entry.args.get("inputs")
+        if isinstance(refs, list):
+            entry.args["inputs"] = ["x" if r == "input" else r for r in refs]
+    node = Node({"block": None}, None, [], [], None, kind="block")
+    node.instance = Block({}, inputs, inner.layers, inner.outputs[0] if inner.outputs else None)
+    node.inner_groups = inner.weight_groups
+    return node
+
+
+def _drop_auto_names(nodes: list[Node]) -> None:
+    """Inside a nested model, the names Keras numbered across the whole session (`dense_3`)
+    give way to layerctl's, numbered within the block, so that instances built one after the
+    other read alike and share one block; names written by hand stay. (The weights follow the
+    names: each node keeps its weights group.)"""
+    for node in nodes:
+        if node.kind == "layer" and node.name:
+            base = keras_snake_case(LAYER_TYPES[node.args["type"]].keras_class)
+            if re.fullmatch(rf"{re.escape(base)}(_\d+)?", node.name):
+                node.name = None
+
+
+def _canonical_inputs(config: dict) -> tuple[dict, list[str]]:
+    """The nested config with its inputs renamed `x` / `x1`, `x2`, ... (their names in Keras
+    are the instance's own, `res1_0`), so that instances of one block read alike."""
+    listed = config.get("input_layers") or []
+    if listed and not isinstance(listed[0], list):
+        listed = [listed]
+    names = [entry[0] for entry in listed]
+    canonical = ["x"] if len(names) == 1 else [f"x{i + 1}" for i in range(len(names))]
+    rename = dict(zip(names, canonical, strict=True))
+
+    def renamed(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {k: renamed(v) for k, v in value.items()}
+            if "keras_history" in out and out["keras_history"] and out["keras_history"][0] \
+                    in rename:
+                out["keras_history"] = [rename[out["keras_history"][0]],
+                                        *out["keras_history"][1:]]
+            if out.get("class_name") == "InputLayer" and out.get("name") in rename:
+                out["name"] = rename[out["name"]]
+                out["config"] = {**out.get("config", {}), "name": out["name"]}
+            return out
+        if isinstance(value, list):
+            return [renamed(v) for v in value]
+        return value
+
+    out = renamed(config)
+    out["input_layers"] = [[rename[e[0]], *e[1:]] for e in listed]
+    return out, canonical
+
+
+def _group_blocks(nodes: list[Node], model: ImportedModel) -> None:
+    """Instances with the same structure share one block; the argument values that differ
+    between them become its `params` (defaults: the first instance's values)."""
+    groups: dict[tuple, list[Node]] = {}
+    for node in nodes:
+        if node.kind == "block":
+            groups.setdefault(_structure(node.instance), []).append(node)
+    taken = set(model.blocks)  # (a block may share its name with an instance: the default)
+    for members in groups.values():
+        first = members[0].instance
+        varying: dict[tuple, str] = {}  # (entry index, key) -> param name
+        by_values: dict[tuple, str] = {}
+        for i, entry in enumerate(first.layers):
+            for key in entry.args:
+                if key in STRUCTURE:
+                    continue
+                values = tuple(json.dumps(m.instance.layers[i].args[key], sort_keys=True)
+                               for m in members)
+                if len(set(values)) > 1:
+                    if values not in by_values:
+                        owner = entry.args.get("name") or keras_snake_case(entry.args["type"])
+                        by_values[values] = key if key not in by_values.values() \
+                            else f"{owner}_{key}"
+                    varying[(i, key)] = by_values[values]
+        name = _block_name([m.name for m in members], taken)
+        taken.add(name)
+        layers = [Entry({k: Param(varying[(i, k)]) if (i, k) in varying else v
+                         for k, v in e.args.items()}, e.notes, e.line)
+                  for i, e in enumerate(first.layers)]
+        params = {p: first.layers[i].args[k] for (i, k), p in varying.items()}
+        model.blocks[name] = Block(params, first.inputs, layers, first.output)
+        for member in members:
+            own = {p: member.instance.layers[i].args[k] for (i, k), p in varying.items()}
+            member.args = {"block": name, **{p: v for p, v in own.items() if v != params[p]}}
+
+
+def _structure(block: Block) -> tuple:
+    return (tuple(block.inputs), block.output, tuple(
+        (json.dumps({k: e.args[k] for k in STRUCTURE if k in e.args}, sort_keys=True),
+         tuple(sorted(e.args))) for e in block.layers))
+
+
+def _block_name(instances: list[str], taken: set[str]) -> str:
+    """The instances' common stem (`res1`, `res2` -> `res`), else `block`; never a name in use."""
+    stem = os.path.commonprefix(instances).rstrip("_-0123456789")
+    name = stem if len(stem) >= 2 else "block"
+    while name in taken:
+        name += "_block"
+    return name
+
+
+def _weight_groups(nodes: list[Node], names: dict[Node, str]) -> dict[str, str]:
+    """layerctl node name -> where a Keras 3 weights file keeps its weights; a block
+    instance's inner layers sit under `<instance group>/layers/<inner group>`."""
+    out = {}
+    for node in nodes:
+        if node.kind == "block":
+            for inner, group in node.inner_groups.items():
+                out[f"{names[node]}/{inner}"] = f"{node.group}/layers/{group}"
+        elif node.kind == "layer":
+            out[names[node]] = node.group
+    return out
 
 
 def _mask_ops(layers: list) -> set[str]:
