@@ -469,18 +469,23 @@ class UpSampling2D(UpSampling1D):
     def axes(self) -> tuple[int, ...]:
         return spatial_axes(self.data_format, 2)
 
+    def _linear_passes(self) -> list[tuple[int, int]]:
+        """(axis, factor) of the bilinear passes, columns first: the column axis's phases are
+        the strided ones (short runs of cells), so they run on the smaller, not-yet-upsampled
+        array forward, and last, on the already-reduced gradient, backward."""
+        passes = zip(self.axes(), self.factors(), strict=True)
+        return [(axis, factor) for axis, factor in reversed(list(passes)) if factor > 1]
+
     def forward(self, weights, x, mask, training, rng):
         if self.interpolation == "nearest":
             return super().forward(weights, x, mask, training, rng)
-        for axis, factor in zip(self.axes(), self.factors(), strict=True):
-            if factor > 1:
-                x = linear_forward(x, axis, factor)
+        for axis, factor in self._linear_passes():
+            x = linear_forward(x, axis, factor)
         return x, None
 
     def backward(self, weights, cache, dy):
         if self.interpolation == "nearest":
             return super().backward(weights, cache, dy)
-        for axis, factor in reversed(list(zip(self.axes(), self.factors(), strict=True))):
-            if factor > 1:
-                dy = linear_backward(dy, axis, factor)
+        for axis, factor in reversed(self._linear_passes()):
+            dy = linear_backward(dy, axis, factor)
         return dy, {}

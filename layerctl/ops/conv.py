@@ -12,10 +12,11 @@ The work is im2col: one strided view of the padded input holds every window, one
 lays it out as (groups, B·out, K·Cg) and ONE batched matmul with the kernel gives y (inputs
 with few channels copy tap by tap into the transposed layout instead, see `_im2col_tap_major`).
 Backward reuses those cached columns: dkernel = colsᵀ·dy is one matmul. dx is the transposed
-convolution without any scatter: for each kernel tap (≤ k_h·k_w iterations, each over the whole
-batch) dy·kernel[tap]ᵀ is added to the strided slice of the input that tap read (cells of the
-padding are never written); distinct windows hit distinct cells within one tap, so the adds
-never collide.
+convolution. With stride 1 it is an ordinary convolution of the padded dy with the kernel
+flipped in space (im2col of dy, one matmul). With larger strides it runs without any scatter:
+for each kernel tap (≤ k_h·k_w iterations, each over the whole batch) dy·kernel[tap]ᵀ is added
+to the strided slice of the input that tap read (cells of the padding are never written);
+distinct windows hit distinct cells within one tap, so the adds never collide.
 
 The copies and adds, which NumPy runs on one core, run on slices of the batch at once
 (`layerctl.ops.parallel`); the matmuls are BLAS's and thread themselves.
@@ -27,7 +28,8 @@ backward is then a plain convolution: dx = conv(dy) by im2col of dy, and dkernel
 from the same columns.
 
 Memory: the cache holds the im2col columns, k_h·k_w times the size of x, to spare backward a
-second copy; dx needs one (rows, Cg) buffer reused across taps.
+second copy; a stride-1 dx needs columns of dy (k_h·k_w times its size), a strided one a
+(rows, Cg) buffer reused across taps.
 """
 
 from __future__ import annotations
@@ -77,6 +79,62 @@ def conv_backward(cache: tuple, dy: np.ndarray,
 
 def _conv_input_grad(geometry: Geometry, kernel: np.ndarray, dy_grouped: np.ndarray,
                      x_shape: tuple[int, ...]) -> np.ndarray:
+    """dx of the convolution `geometry` describes, from dy as (groups, rows, F/g).
+
+    With stride 1 it is itself a stride-1 convolution (`_full_conv_input_grad`); otherwise the
+    taps scatter into strided slices (`_tap_input_grad`).
+    """
+    full = _full_conv_geometry(geometry)
+    if full is None:
+        return _tap_input_grad(geometry, kernel, dy_grouped, x_shape)
+    return _full_conv_input_grad(full, kernel, dy_grouped, x_shape)
+
+
+def _full_conv_geometry(geometry: Geometry) -> Geometry | None:
+    """For a stride-1 convolution, the geometry of the one whose output is dx: over dy, the
+    same window and dilation, padded so that every window that read input cell i is read back
+    (span − 1 − pad cells each side: a `valid` conv's dy gets span − 1, a `same` one's the
+    rest of the span). None for strides > 1, whose dy would need zeros between its cells, and
+    for a padding wider than the window (possible only in a transposed convolution's
+    geometry), whose dy would need cropping."""
+    if any(s != 1 for s in geometry.strides):
+        return None
+    spans = [d * (k - 1) + 1 for k, d in zip(geometry.window, geometry.dilation, strict=True)]
+    pads = [(span - 1 - lo, span - 1 - hi) for span, (lo, hi) in
+            zip(spans, geometry.pads, strict=True)]
+    if any(lo < 0 for lo, _ in pads):
+        return None
+    return Geometry.explicit(geometry.out, geometry.window, geometry.strides,
+                             geometry.dilation, pads, geometry.spatial)
+
+
+def _full_conv_input_grad(full: Geometry, kernel: np.ndarray, dy_grouped: np.ndarray,
+                          x_shape: tuple[int, ...]) -> np.ndarray:
+    """dx[i] = Σ_t dy[i + pad − t·d] · kernel[t]ᵀ: the cross-correlation of the padded dy with
+    the kernel flipped in space and transposed per group, as im2col and ONE batched matmul.
+
+    Measured on a 28×28×32 'same' 3×3 conv, batch 32: 2.5× faster than the per-tap scatter,
+    whose strided adds cost four times its matmuls (and its K = F/g contractions are BLAS's
+    least efficient).
+    """
+    groups, _, per_group = dy_grouped.shape
+    batch, group_channels = x_shape[0], kernel.shape[-2]
+    dy = dy_grouped.transpose(1, 0, 2).reshape(batch, *full.spatial, groups * per_group)
+    rank = len(full.window)
+    # (*k, Cg, g·F/g) flipped -> (*k, F/g, g·Cg): a kernel whose group g maps dy's filters of
+    # group g back onto that group's input channels.
+    flipped = kernel[(slice(None, None, -1),) * rank]
+    flipped = flipped.reshape(*full.window, group_channels, groups, per_group)
+    spatial_axes = tuple(range(rank))
+    transposed = flipped.transpose(*spatial_axes, rank + 2, rank + 1, rank).reshape(
+        *full.window, per_group, groups * group_channels)
+    weights = _grouped_kernel(transposed.astype(np.result_type(kernel, dy), copy=False), groups)
+    dx = np.matmul(_im2col(full, dy, groups), weights)          # (g, rows, Cg)
+    return _ungroup(dx).reshape(x_shape)
+
+
+def _tap_input_grad(geometry: Geometry, kernel: np.ndarray, dy_grouped: np.ndarray,
+                    x_shape: tuple[int, ...]) -> np.ndarray:
     """dx: per kernel tap, dy·kernel[tap]ᵀ lands on that tap's strided slice of the input (the
     part of it that is not padding).
 
@@ -242,8 +300,7 @@ def conv_transpose_forward(x: np.ndarray, kernel: np.ndarray, strides: Sequence[
 
     It is the input gradient of the convolution `transpose_geometry` describes, whose kernel
     layout (*k, C_in of that conv = filters, its F = Cin) is exactly Keras's transposed one, so
-    `_conv_input_grad` computes it as it is: one matmul per tap, added into strided slices.
-    """
+    `_conv_input_grad` computes it as it is (a stride-1 one as a plain convolution of x)."""
     rank = x.ndim - 2
     dilation = (1,) * rank if dilation is None else tuple(dilation)
     geometry = transpose_geometry(x.shape, kernel.shape, tuple(strides), padding,
