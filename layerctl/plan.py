@@ -55,6 +55,7 @@ class Node:
     owner: str = ""  # the node whose weights this one uses (itself, unless `apply:`)
     instance: str | None = None  # the block instance holding it
     roles: tuple[str, ...] = ()  # each input's call argument (mapping `inputs:`), else "0", ...
+    output_masks: tuple[bool, ...] = ()  # per output: whether it carries a mask (states: none)
 
     @property
     def output_shape(self) -> Shape:
@@ -383,7 +384,7 @@ def _place_all(spec, entries, order, inputs, marks, problems):
         built[node.name] = node
         for k, shape in enumerate(node.output_shapes):
             ref = node.name if k == 0 else f"{node.name}.{k}"
-            shapes[ref], masked[ref] = shape, node.emits_mask
+            shapes[ref], masked[ref] = shape, node.output_masks[k]
         nodes.append(node)
     return nodes, warnings
 
@@ -415,9 +416,10 @@ def _place(entry: Entry, index: int, in_shapes: tuple[Shape, ...], receives_mask
                 + " and cannot be applied with other weight shapes")
         weights = ()
     flags = receives_mask if layer.takes_list(count) else any(receives_mask)
+    masks = layer.emits_masks(flags, len(output_shapes))
     return Node(layer, index, entry.sources, in_shapes, output_shapes, any(receives_mask),
-                layer.emits_mask(flags), weights, name=entry.name, owner=owner,
-                instance=entry.instance, roles=entry.roles)
+                masks[0], weights, name=entry.name, owner=owner,
+                instance=entry.instance, roles=entry.roles, output_masks=masks)
 
 
 def _rename_resolved(spec: ModelSpec, nodes: list[Node], entries: list[Entry],

@@ -5,12 +5,16 @@ states and into the initial ones); Keras 3 is the oracle for values and gradient
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from gradcheck import assert_close, numerical_gradient
 
 from layerctl.errors import SpecError
 from layerctl.layers import GRU, LSTM, SimpleRNN
+from layerctl.plan import build_plan
+from layerctl.spec import parse_spec
 
 RNG = np.random.default_rng(0)
 LAYERS = {
@@ -146,3 +150,29 @@ def test_initial_state_errors(text, message):
     with pytest.raises(SpecError) as caught:
         plan_of(spec)
     assert message in caught.value.problems[0].message
+
+
+@pytest.mark.parametrize(("layer", "masks"), [
+    ({"type": "LSTM", "units": 3, "return_sequences": True, "return_state": True},
+     (True, False, False)),   # Keras: the states carry no mask
+    ({"type": "GRU", "units": 3, "return_state": True}, (False, False)),
+    ({"type": "Bidirectional", "merge_mode": None,
+      "layer": {"type": "LSTM", "units": 3, "return_sequences": True, "return_state": True}},
+     (True, True, False, False, False, False)),   # both directions' sequences, then states
+    ({"type": "MultiHeadAttention", "num_heads": 2, "key_dim": 2,
+      "return_attention_scores": True, "inputs": ["embedding", "embedding"]},
+     (True, False)),   # the scores carry none
+])
+def test_only_the_outputs_keras_masks_carry_a_mask(layer, masks):
+    """Per output, as Keras's compute_mask: a layer fed by a state or the scores receives no
+    mask (so no "mask is dropped" warning for a Flatten there)."""
+    text = ("input_shape: [5]\nlayers:\n  - {type: Embedding, input_dim: 9, output_dim: 4, "
+            f"mask_zero: true}}\n  - {json.dumps(layer)}\n")
+    plan = build_plan(*parse_spec(text, "m.yaml"))
+    assert plan.nodes[1].output_masks == masks
+    name = plan.nodes[1].name
+    for k in range(1, len(masks)):
+        flatten = text + f"  - {{type: Flatten, inputs: [{name}.{k}]}}\n"
+        later = build_plan(*parse_spec(flatten, "m.yaml"))
+        assert later.nodes[-1].receives_mask is masks[k]
+        assert any("does not support masking" in w.message for w in later.warnings) is masks[k]

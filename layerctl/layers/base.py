@@ -187,6 +187,11 @@ class Layer(Frozen):
             receives_mask = any(receives_mask)
         return bool(receives_mask) and self.supports_masking
 
+    def emits_masks(self, receives_mask: Any, outputs: int) -> tuple[bool, ...]:
+        """`emits_mask` per output: the first output's; the others (recurrent states,
+        attention scores) carry none, as in Keras's compute_mask."""
+        return (self.emits_mask(receives_mask),) + (False,) * (outputs - 1)
+
     def output_mask(self, x: Any, mask: Any) -> Any:
         """The mask passed to the next layers: unchanged when the layer supports masking."""
         return mask if self.supports_masking else None

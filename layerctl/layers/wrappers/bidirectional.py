@@ -189,6 +189,11 @@ class Bidirectional(Wrapper):
     def emits_mask(self, receives_mask: bool) -> bool:
         return receives_mask and self.return_sequences
 
+    def emits_masks(self, receives_mask: bool, outputs: int) -> tuple[bool, ...]:
+        """With merge_mode null both sequence outputs carry the mask (`output_mask`)."""
+        merged = 2 if self.merge_mode is None else 1
+        return (self.emits_mask(receives_mask),) * merged + (False,) * (outputs - merged)
+
     def output_mask(self, x: Any, mask: Any) -> Any:
         """Keras's compute_mask: the mask on the merged (or on both) sequence outputs with
         return_sequences, none otherwise; none on states."""
