@@ -326,9 +326,13 @@ def _data_path(loc: tuple, data: Any) -> tuple:
 
 def _fields_at(path: tuple, data: Any) -> tuple[str, list[str]]:
     """(what the mapping at `path` is, its allowed keys) for did-you-mean on unknown keys."""
-    if len(path) == 2 and path[0] == "layers":
-        layer = data["layers"][path[1]]
-        cls = layer_class(layer)
+    node = data
+    for part in path:
+        node = node[part] if isinstance(node, dict | list) else None
+    # a layer mapping: a model's or block's layer, or a wrapper's `layer:` / `backward_layer:`
+    if isinstance(node, dict) and (_is_layer(path) or path[-1:] in (("layer",),
+                                                                     ("backward_layer",))):
+        cls = layer_class(node)
         if cls is not None:
             return cls.keras_class, [f for f in cls.model_fields if f != "type"]
     if not path:
@@ -417,7 +421,7 @@ def _is_layer(path: tuple) -> bool:
 
 def _unknown_type(path: tuple, ctx: dict, marks: Marks) -> Problem:
     tag = ctx.get("tag")
-    if _is_layer(path):
+    if _is_layer(path) or path[-1:] in (("layer",), ("backward_layer",)):  # (a wrapper's)
         return _unknown_layer_type(str(tag), marks.value(path + ("type",)))
     field = next((p for p in reversed(path) if isinstance(p, str)), "value")
     kind = field.rsplit("_", 1)[-1] if "_" in field else field
