@@ -71,6 +71,11 @@ class LazyGroup(click.Group):
             click.echo("out of memory: this machine cannot hold what the command needs "
                        "(try a smaller --batch-size, model or data)", err=True)
             ctx.exit(1)
+        except Exception as error:
+            if not interrupted(error):
+                raise
+            click.echo("interrupted", err=True)  # Ctrl-C inside an import or a class body
+            ctx.exit(130)
 
     @staticmethod
     def _module(name: str):
@@ -118,6 +123,19 @@ def os_error_line(error: OSError) -> str:
     return f"{' -> '.join(map(str, files))}: {reason}" if files else reason
 
 
+def interrupted(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt caused `error`. Python wraps one raised while a class is
+    created (`RuntimeError: Error calling __set_name__ ...`, as in pydantic's models when
+    Ctrl-C lands during an import), and such an error is the user's Ctrl-C, not a bug."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def main() -> None:
     """The console entry point. Ctrl-C while modules load (before a command runs) exits 130
     without a traceback too."""
@@ -127,5 +145,10 @@ def main() -> None:
         configure_blas()  # before anything imports NumPy (see layerctl.runtime)
         cli()
     except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as error:
+        if not interrupted(error):
+            raise
         click.echo("interrupted", err=True)
         sys.exit(130)

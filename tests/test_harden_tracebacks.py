@@ -233,3 +233,31 @@ def test_ctrl_c_while_pydantic_builds_its_validator_is_an_interrupt(monkeypatch)
         spec_module.parse_spec("input_shape: [3]\nlayers:\n  - {type: Dense, units: 2}\n", "m.yaml")
     assert len(validated) == 1 and validated[0].layers[0].units == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_wrapped_by_python_while_a_class_is_created_is_an_interrupt(monkeypatch):
+    """Ctrl-C during an import can land in a pydantic model's class body, and Python reraises
+    it as `RuntimeError: Error calling __set_name__ ...` (seen under load): still exit 130."""
+    from click.testing import CliRunner
+
+    from layerctl import cli as cli_module
+
+    def wrapped_interrupt(name):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as interrupt:
+            raise RuntimeError("Error calling __set_name__ on '_lower'") from interrupt
+
+    monkeypatch.setattr(cli_module.LazyGroup, "_module", staticmethod(wrapped_interrupt))
+    result = CliRunner().invoke(cli_module.cli, ["shapes", "x.yaml"])
+    assert result.exit_code == 130 and result.output.strip() == "interrupted"
+
+
+def test_a_plain_error_is_not_taken_for_an_interrupt():
+    from layerctl.cli import interrupted
+
+    error = ValueError("no")
+    error.__context__ = TypeError("neither")
+    assert not interrupted(error)
+    error.__context__.__cause__ = KeyboardInterrupt()
+    assert interrupted(error)
