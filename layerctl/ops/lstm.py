@@ -12,15 +12,20 @@ A 2-D mask ((B, in) for x_t, (B, u) for h_{t-1}) is shared by the four gates, as
 implementation 2 does for input dropout. A 3-D mask (4, B, ·) holds one mask per gate in order
 [i, f, c, o], as Keras does for both dropouts once recurrent_dropout > 0 (implementation 1).
 
-Inside, everything is gate-major: weights as (4, rows, u) blocks and gates as (4, T, B, u), in
-the internal gate order [i, f, o, c] (the σ gates first, so z[:3] selects them). Each gate of a
-step is then a contiguous (B, u) slab (element-wise NumPy on column slices is several times
-slower), the projections and their gradients need no transposed copies ((4, T·B, u) is a plain
-reshape), and shared and per-gate dropout masks are the same broadcast. With the default
-activations the σ blocks of the weights are pre-halved, so one tanh over all of z gives every
-gate (σ(z) = (1 + tanh(z/2))/2). The input projection for all steps is one batched matmul before
-the loop, and dx, dW, dU one each after the backward loop; the loop itself does only the
-h_{t-1}·U matmul and gate arithmetic into preallocated buffers.
+Inside, gates are gate-major, (4, T, B, u) in the internal gate order [i, f, o, c] (the σ gates
+first, so z[:3] selects them): each gate of a step is a contiguous (B, u) slab, as element-wise
+NumPy on column slices is about twice as slow. The weights, though, keep Keras's column layout
+(rows, 4u) (blocks reordered to [i, f, o, c]), so the matmuls in the time loops are one BLAS
+call over all four gates: per step one h_{t-1}·U (B, u)·(u, 4u) forward and one dz·Uᵀ
+(B, 4u)·(4u, u) backward. A batched (4, B, u) matmul would make four small BLAS calls, each
+waking and syncing BLAS's threads, which costs more than the arithmetic when the cores are
+shared. Outside the loops: the input projection of all steps, written gate-major straight into
+the gates buffer, before the forward loop, and dx, dW, dU one matmul each after the backward
+loop. The layout changes ride on passes that are needed anyway: a step's (B, 4u) h·U is added
+into its gate-major slabs through a strided view, and the backward's last multiply writes the
+step's dz into a (T, B, 4u) buffer that the matmuls read.
+With the default activations the σ columns of the weights are pre-halved, so one tanh over all
+of z gives every gate (σ(z) = (1 + tanh(z/2))/2).
 """
 
 from __future__ import annotations
@@ -35,8 +40,6 @@ from layerctl.ops.recurrent import activation_grad as _activation_grad
 from layerctl.ops.recurrent import compute_dtype as _compute_dtype
 from layerctl.ops.recurrent import (
     dropout_mask,
-    gate_blocks,
-    keras_columns,
     output_grad,
     outputs,
     time_major,
@@ -52,8 +55,8 @@ class LSTMCache:
     """What lstm_backward needs, laid out internally: processing order, gate-major, [i, f, o, c]."""
 
     inputs: np.ndarray  # x after input dropout: (T, B, in), or (4, T, B, in) per gate
-    kernel: np.ndarray  # (4, in, u), not pre-halved
-    recurrent_kernel: np.ndarray  # (4, u, u), not pre-halved
+    kernel: np.ndarray  # (in, 4u), column blocks [i, f, o, c], not pre-halved
+    recurrent_kernel: np.ndarray  # (u, 4u), column blocks [i, f, o, c], not pre-halved
     has_bias: bool
     gates: np.ndarray  # activated [i, f, o, φ(z_c)]: (4, T, B, u)
     pre_activations: np.ndarray | None  # z (4, T, B, u), kept only for non-fast activations
@@ -101,24 +104,24 @@ def lstm_forward(
             f"LSTM weights do not fit: input dim {in_dim}, kernel {np.shape(kernel)}, "
             f"recurrent kernel {np.shape(recurrent_kernel)}"
         )
-    kernel, recurrent_kernel = _gate_blocks(kernel, dtype), _gate_blocks(recurrent_kernel, dtype)
+    kernel = _internal_columns(kernel, dtype)
+    recurrent_kernel = _internal_columns(recurrent_kernel, dtype)
     x_tm, keep = time_major(x, mask, dtype, go_backwards)
     in_mask = _internal_mask(input_dropout_mask, (batch, in_dim), dtype, "input")
     rec_mask = _internal_mask(recurrent_dropout_mask, (batch, units), dtype, "recurrent")
     halve = activation == "tanh" and recurrent_activation == "sigmoid"
-    scale = np.array([0.5, 0.5, 0.5, 1.0] if halve else [1.0] * 4, dtype)[:, None, None]
+    scale = np.repeat(np.array([0.5, 0.5, 0.5, 1.0] if halve else [1.0] * 4, dtype), units)
 
     inputs = np.ascontiguousarray(x_tm) if in_mask is None else x_tm * in_mask
-    flat = inputs.reshape(*inputs.shape[:-3], -1, in_dim)  # (T·B, in) or (4, T·B, in)
-    z = np.matmul(flat, kernel * scale).reshape(4, steps, batch, units)  # becomes the gates
+    gates = _input_projection(inputs, kernel * scale)  # x_t·W, (4, T, B, u); becomes the gates
     if bias is not None:
-        z += (_gate_blocks(np.asarray(bias)[None], dtype) * scale)[:, None]
+        gates += _gate_major(_internal_columns(np.asarray(bias)[None], dtype) * scale)[:, None]
     states = _forward_loop(
-        z, recurrent_kernel * scale, rec_mask, keep, activation, recurrent_activation, halve,
+        gates, recurrent_kernel * scale, rec_mask, keep, activation, recurrent_activation, halve,
         initial_state,
-    )
+    )  # fmt: skip
     cache = LSTMCache(
-        inputs, kernel, recurrent_kernel, bias is not None, z, *states,
+        inputs, kernel, recurrent_kernel, bias is not None, gates, *states,
         None if keep is None else keep.astype(dtype), in_mask, rec_mask,
         activation, recurrent_activation, go_backwards, return_sequences, zero_output_for_mask,
     )  # fmt: skip
@@ -135,7 +138,8 @@ def _forward_loop(
     halved: bool,
     initial_state: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
-    """The time loop. gates holds x_t·W + b, is completed with h_{t-1}·U and activated in place.
+    """The time loop. gates (4, T, B, u) holds x_t·W + b, is completed with h_{t-1}·U and
+    activated in place.
 
     Returns (pre-activations or None, carried c, candidate c or None, φ(candidate c), carried h).
     """
@@ -146,7 +150,7 @@ def _forward_loop(
     hidden = np.zeros((steps + 1, batch, units), gates.dtype)
     cell_activated = np.empty((steps, batch, units), gates.dtype)
     candidate = None if activation in _FAST else np.empty_like(cell_activated)
-    recurrent = np.empty_like(gates[:, 0])
+    recurrent = np.empty((batch, 4 * units), gates.dtype)  # h_{t-1}·U in column blocks
     scratch = np.empty_like(cell[0])
     if initial_state is not None:
         hidden[0], cell[0] = initial_state
@@ -154,8 +158,8 @@ def _forward_loop(
     for t in range(steps):
         z = gates[:, t]
         if t or initial_state is not None:  # a zero h_0 contributes nothing
-            h = hidden[t] if dropout_mask is None else hidden[t] * dropout_mask
-            z += np.matmul(h, recurrent_kernel, out=recurrent)
+            _times_recurrent(hidden[t], recurrent_kernel, dropout_mask, out=recurrent)
+            np.add(z, _gate_major(recurrent), out=z)
         if pre is not None:
             pre[:, t] = z
         if halved:  # σ blocks were pre-halved: one tanh, then σ = (1 + tanh)/2 on them
@@ -179,6 +183,19 @@ def _forward_loop(
     return pre, cell, candidate, cell_activated, hidden
 
 
+def _times_recurrent(
+    h: np.ndarray, recurrent_kernel: np.ndarray, mask: np.ndarray | None, out: np.ndarray
+) -> np.ndarray:
+    """out (B, 4u) = h_{t-1}·U, h dropped out by a shared (B, u) or per-gate (4, B, u) mask."""
+    if mask is None or mask.ndim == 2:
+        return np.matmul(h if mask is None else h * mask, recurrent_kernel, out=out)
+    units = h.shape[-1]
+    for gate in range(4):  # a mask per gate: each gate's block sees its own dropped-out h
+        block = slice(gate * units, (gate + 1) * units)
+        out[:, block] = np.matmul(h * mask[gate], recurrent_kernel[:, block])
+    return out
+
+
 def lstm_backward(
     cache: LSTMCache, dy: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
@@ -198,27 +215,42 @@ def lstm_backward_states(
     steps, batch, units = cache.cell_activated.shape
     dtype = cache.gates.dtype
     dy_tm = output_grad(dy, cache.return_sequences, steps, dtype)
-    kernel_t = np.ascontiguousarray(cache.recurrent_kernel.transpose(0, 2, 1))
+    kernel_t = np.ascontiguousarray(cache.recurrent_kernel.T)  # (4u, u)
     mask = _one_step(cache.recurrent_dropout_mask)
-    dgates = np.empty_like(cache.gates)  # dL/dz of every step
+    dgates = np.empty((steps, batch, 4 * units), dtype)  # dL/dz of every step, (B, 4u) each
+    scratch = np.empty((4, batch, units), dtype)  # one step's dL/d(gate), gate-major
     dh = np.zeros((batch, units), dtype)  # dL/dh_t through later steps (and the final state)
     dc = np.zeros((batch, units), dtype)  # dL/dc_t through later steps
     if final_state_grads is not None:
         dh += final_state_grads[0]
         dc += final_state_grads[1]
     for t in range(steps - 1, -1, -1):
-        passed, dc = _backward_step(cache, t, dh, dc, dy_tm[t], dgates[:, t])
-        per_gate = np.matmul(dgates[:, t], kernel_t)  # (4, B, u): dL/dh_{t-1} through each gate
-        dh = (per_gate if mask is None else per_gate * mask).sum(axis=0)
+        passed, dc = _backward_step(cache, t, dh, dc, dy_tm[t], scratch, dgates[t])
+        dh = _times_recurrent_t(dgates[t], kernel_t, mask)
         if passed is not None:
             dh += passed
     return (*_parameter_grads(cache, dgates), (dh, dc))
 
 
+def _times_recurrent_t(
+    dz: np.ndarray, kernel_t: np.ndarray, mask: np.ndarray | None
+) -> np.ndarray:
+    """dL/dh_{t-1} through z: dz (B, 4u) · Uᵀ (B, u), with the forward's shared (B, u) or
+    per-gate (4, B, u) recurrent dropout mask."""
+    if mask is None or mask.ndim == 2:
+        dh = np.matmul(dz, kernel_t)
+        return dh if mask is None else np.multiply(dh, mask, out=dh)
+    units = kernel_t.shape[1]
+    per_gate = np.matmul(_gate_major(dz), kernel_t.reshape(4, units, units))  # (4, B, u)
+    return (per_gate * mask).sum(axis=0)
+
+
 def _backward_step(
-    cache: LSTMCache, t: int, dh: np.ndarray, dc: np.ndarray, dy_t: np.ndarray, dz: np.ndarray
+    cache: LSTMCache, t: int, dh: np.ndarray, dc: np.ndarray, dy_t: np.ndarray,
+    scratch: np.ndarray, dz: np.ndarray,
 ) -> tuple[np.ndarray | None, np.ndarray]:
-    """Write dL/dz of step t into dz; return (the part of dL/dh_{t-1} that skips z, dL/dc_{t-1})."""
+    """Write dL/dz of step t into dz (B, 4u), using scratch (4, B, u) for dL/d(gate); return
+    (the part of dL/dh_{t-1} that skips z, dL/dc_{t-1})."""
     total = dh + dy_t
     keep = None if cache.keep is None else cache.keep[t]
     # The step's fresh h and c count only where the step is kept.
@@ -228,14 +260,15 @@ def _backward_step(
     pre_c = cache.cell[t + 1] if cache.cell_candidate is None else cache.cell_candidate[t]
     dc_fresh = _activation_grad(cache.activation, pre_c, s, dh_fresh * o)
     dc_fresh += dc if keep is None else dc * keep
-    np.multiply(dc_fresh, g, out=dz[0])
-    np.multiply(dc_fresh, cache.cell[t], out=dz[1])
-    np.multiply(dh_fresh, s, out=dz[2])
-    np.multiply(dc_fresh, i, out=dz[3])
+    np.multiply(dc_fresh, g, out=scratch[0])
+    np.multiply(dc_fresh, cache.cell[t], out=scratch[1])
+    np.multiply(dh_fresh, s, out=scratch[2])
+    np.multiply(dc_fresh, i, out=scratch[3])
     pre = cache.pre_activations
+    dz = _gate_major(dz)  # the last multiply writes the column blocks: no copy of its own
     for part, name in ((slice(0, 3), cache.recurrent_activation), (3, cache.activation)):
         pre_part = None if pre is None else pre[part, t]
-        _activation_grad(name, pre_part, cache.gates[part, t], dz[part], out=dz[part])
+        _activation_grad(name, pre_part, cache.gates[part, t], scratch[part], out=dz[part])
     dc_prev = dc_fresh * f
     if keep is None:
         return None, dc_prev
@@ -249,26 +282,68 @@ def _backward_step(
 def _parameter_grads(
     cache: LSTMCache, dgates: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """dx, dW, dU and db from dL/dz of all steps, one batched matmul each, in Keras layouts."""
-    _, steps, batch, units = dgates.shape
-    in_dim = cache.kernel.shape[1]
-    flat = dgates.reshape(4, -1, units)  # (4, T·B, u), no copy
-    inputs = cache.inputs.reshape(*cache.inputs.shape[:-3], -1, in_dim)
-    dkernel = np.matmul(np.swapaxes(inputs, -1, -2), flat)
+    """dx, dW, dU and db from dL/dz of all steps (T, B, 4u), one matmul each, Keras layouts."""
+    steps, batch, _ = dgates.shape
+    flat = dgates.reshape(steps * batch, -1)  # (T·B, 4u), no copy
+    dkernel = _columns_grad(cache.inputs, flat)
     hidden = cache.hidden[:-1]
     if cache.recurrent_dropout_mask is not None:
         hidden = hidden * cache.recurrent_dropout_mask
-    hidden = hidden.reshape(*hidden.shape[:-3], -1, units)
-    drecurrent = np.matmul(np.swapaxes(hidden, -1, -2), flat)
-    dx = np.matmul(flat, cache.kernel.transpose(0, 2, 1)).reshape(4, steps, batch, in_dim)
-    if cache.input_dropout_mask is not None:
-        dx *= cache.input_dropout_mask
-    dx = dx.sum(axis=0)
+    drecurrent = _columns_grad(hidden, flat)
+    dx = _input_grad(flat, cache.kernel, cache.input_dropout_mask).reshape(steps, batch, -1)
     if cache.go_backwards:
         dx = dx[::-1]
-    dbias = _keras_columns(flat.sum(axis=1)[:, None])[0] if cache.has_bias else None
+    dbias = _keras_columns(flat.sum(axis=0)[None])[0] if cache.has_bias else None
     dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
     return dx, _keras_columns(dkernel), _keras_columns(drecurrent), dbias
+
+
+def _input_projection(inputs: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """x_t·W of every step, gate-major (4, T, B, u), from inputs (T, B, in) or per gate
+    (4, T, B, in). Written gate-major straight away (four matmuls, once per call), so no
+    (T, B, 4u) buffer is allocated and page-faulted on every call just to be copied."""
+    *_, steps, batch, in_dim = inputs.shape
+    units = kernel.shape[1] // 4
+    gates = np.empty((4, steps * batch, units), kernel.dtype)
+    np.matmul(inputs.reshape(*inputs.shape[:-3], -1, in_dim), _gate_major(kernel), out=gates)
+    return gates.reshape(4, steps, batch, units)
+
+
+def _columns_grad(rows: np.ndarray, dz: np.ndarray) -> np.ndarray:
+    """dL/dweights (k, 4u) from rows (T, B, k) or per gate (4, T, B, k), the matrix each gate's
+    column block multiplied, and dz (T·B, 4u)."""
+    k = rows.shape[-1]
+    if rows.ndim == 3:
+        return np.matmul(rows.reshape(-1, k).T, dz)
+    units = dz.shape[1] // 4
+    grad = np.empty((k, 4 * units), dz.dtype)
+    for gate in range(4):
+        block = slice(gate * units, (gate + 1) * units)
+        grad[:, block] = np.matmul(rows[gate].reshape(-1, k).T, dz[:, block])
+    return grad
+
+
+def _input_grad(dz: np.ndarray, kernel: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """dL/d(x_t) of every step (T·B, in) from dz (T·B, 4u), through the input dropout mask:
+    shared (B, in) or per gate (4, 1, B, in)."""
+    if mask is None or mask.ndim == 2:
+        dx = np.matmul(dz, kernel.T)
+        if mask is not None:
+            dx_steps = dx.reshape(-1, *mask.shape)
+            dx_steps *= mask
+        return dx
+    units, in_dim = kernel.shape[1] // 4, kernel.shape[0]
+    dx = np.zeros((dz.shape[0] // mask.shape[-2], mask.shape[-2], in_dim), dz.dtype)
+    for gate in range(4):
+        block = slice(gate * units, (gate + 1) * units)
+        dx += np.matmul(dz[:, block], kernel[:, block].T).reshape(dx.shape) * mask[gate]
+    return dx.reshape(-1, in_dim)
+
+
+def _gate_major(columns: np.ndarray) -> np.ndarray:
+    """A (B, 4u) step in column blocks as a gate-major (4, B, u) view."""
+    batch, width = columns.shape
+    return columns.reshape(batch, 4, width // 4).transpose(1, 0, 2)
 
 
 def _outputs(cache: LSTMCache) -> np.ndarray:
@@ -276,14 +351,18 @@ def _outputs(cache: LSTMCache) -> np.ndarray:
     return outputs(cache.hidden, cache.keep, cache.zero_output_for_mask, cache.return_sequences)
 
 
-def _gate_blocks(matrix: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Keras (rows, 4u) → (4, rows, u), gate blocks stacked in internal order [i, f, o, c]."""
-    return gate_blocks(matrix, _GATES, dtype)
+def _internal_columns(matrix: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Keras (rows, 4u) → (rows, 4u) with the column blocks in internal order [i, f, o, c]."""
+    rows, columns = np.shape(matrix)
+    blocks = np.asarray(matrix, dtype).reshape(rows, 4, columns // 4)
+    return np.ascontiguousarray(blocks[:, _GATES]).reshape(rows, columns)
 
 
-def _keras_columns(blocks: np.ndarray) -> np.ndarray:
-    """(4, rows, u) in internal order → Keras (rows, 4u); inverse of _gate_blocks."""
-    return keras_columns(blocks, _GATES)
+def _keras_columns(matrix: np.ndarray) -> np.ndarray:
+    """(rows, 4u) in internal order → Keras (rows, 4u); inverse of _internal_columns."""
+    rows, columns = matrix.shape
+    blocks = matrix.reshape(rows, 4, columns // 4)
+    return np.ascontiguousarray(blocks[:, np.argsort(_GATES)]).reshape(rows, columns)
 
 
 def _internal_mask(
