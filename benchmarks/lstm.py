@@ -6,8 +6,10 @@ runs in its own subprocess with the same thread count (`--threads`, default NumP
 threads), and the two take turns as `benchmarks/train.py` does: each runs calls for `--turn-seconds`
 (to the end of a call) while the other waits on a pipe, and only running time is counted, so both
 see the same machine load. Before timing, the parent checks that both compute the same
-gradients for the same weights. Printed per layer: milliseconds per call and the ratio
-layerctl / torch (lower is better; target ≤ 1.0), the median over `--rounds` with the range.
+gradients for the same weights. layerctl's child tunes its allocator as `layerctl train` does;
+PyTorch runs twice, with glibc's default allocator and with those settings (MALLOC_* variables),
+and the faster counts. Printed per layer: milliseconds per call and the ratio layerctl / torch
+(lower is better; target ≤ 1.0), the median over `--rounds` with the range.
 
     python benchmarks/lstm.py [--calls 40] [--rounds 3] [--turn-seconds 0.5] [--threads N]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -112,13 +115,14 @@ def check_same_gradients(cell: str) -> None:
 
 def child(engine: str, cell: str, calls: int, threads: int, turn_seconds: float) -> None:
     if engine == "layerctl":
-        import os
-
         from layerctl.runtime import configure_blas
 
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[name] = str(threads)  # read once, when NumPy loads
         configure_blas()  # as `layerctl train` does, before NumPy loads
+        from layerctl.runtime import tune_allocator
+
+        tune_allocator()  # as `layerctl train` does (PyTorch runs with and without it too)
     else:
         import torch
 
@@ -139,19 +143,20 @@ def child(engine: str, cell: str, calls: int, threads: int, turn_seconds: float)
 def measure_taking_turns(cell: str, calls: int, threads: int, turn_seconds: float) -> dict:
     """Seconds per call of each engine, the two running in alternating turns."""
     sys.path.insert(0, str(HERE))
-    from train import _expect
+    from train import ENGINES, _expect
 
     children = {
         engine: subprocess.Popen(
-            [sys.executable, __file__, "--child", engine, "--cell", cell, "--calls", str(calls),
+            [sys.executable, __file__, "--child", child, "--cell", cell, "--calls", str(calls),
              "--threads", str(threads), "--turn-seconds", str(turn_seconds)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        for engine in ("layerctl", "torch")}
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, **extra})
+        for engine, (child, extra) in ENGINES.items()}
     for engine, child_process in children.items():
         _expect(child_process, engine, "ready")
     results: dict[str, float] = {}
     turn = 0
-    while len(results) < len(children):
+    while len(results) < len(children):  # (torch twice: default allocator and layerctl's)
         engines = [engine for engine in children if engine not in results]
         for engine in engines if turn % 2 == 0 else engines[::-1]:
             child_process = children[engine]
@@ -163,6 +168,7 @@ def measure_taking_turns(cell: str, calls: int, threads: int, turn_seconds: floa
                 child_process.stdin.close()
                 child_process.wait()
         turn += 1
+    results["torch"] = min(results["torch"], results.pop("torch_tuned"))  # PyTorch at its best
     return results
 
 
@@ -180,8 +186,6 @@ def main() -> None:
     if args.child:
         child(args.child, args.cell, args.calls, args.threads, args.turn_seconds)
         return
-    import os
-
     sys.path.insert(0, str(HERE))
     from common import numpy_threads
 
