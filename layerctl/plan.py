@@ -366,6 +366,18 @@ def _place_all(spec, entries, order, inputs, marks, problems):
     nodes, warnings = [], []
     for index in order:
         entry = entries[index]
+        missing = [s for s in entry.sources if s not in shapes]
+        if missing:  # `encoder.1` of a layer with one output (no return_state)
+            base, k = split_ref(missing[0])
+            count = len(built[base].output_shapes) if base in built else 1  # (an input)
+            outputs = f"{count} outputs ('{base}.0' to '{base}.{count - 1}')" if count > 1 \
+                else f"one output ('{base}')"
+            problems.append(Problem(
+                f"layer '{entry.name}' takes input '{missing[0]}', but '{base}' has {outputs}"
+                + entry.where, _layer_location(marks, entry.path),
+                "recurrent layers give their states with `return_state: true`, attention its "
+                "scores with `return_attention_scores: true`", code="LC108"))
+            break
         in_shapes = tuple(shapes[s] for s in entry.sources)
         receives = [masked[s] for s in entry.sources]
         try:
