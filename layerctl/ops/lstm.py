@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from layerctl.ops.blas import matmul
 from layerctl.ops.recurrent import FAST as _FAST
 from layerctl.ops.recurrent import activate as _activate
 from layerctl.ops.recurrent import activation_grad as _activation_grad
@@ -110,7 +111,7 @@ def lstm_forward(
 
     inputs = np.ascontiguousarray(x_tm) if in_mask is None else x_tm * in_mask
     flat = inputs.reshape(*inputs.shape[:-3], -1, in_dim)  # (T·B, in) or (4, T·B, in)
-    z = np.matmul(flat, kernel * scale).reshape(4, steps, batch, units)  # becomes the gates
+    z = matmul(flat, kernel * scale).reshape(4, steps, batch, units)  # becomes the gates
     if bias is not None:
         z += (_gate_blocks(np.asarray(bias)[None], dtype) * scale)[:, None]
     states = _forward_loop(
@@ -155,7 +156,7 @@ def _forward_loop(
         z = gates[:, t]
         if t or initial_state is not None:  # a zero h_0 contributes nothing
             h = hidden[t] if dropout_mask is None else hidden[t] * dropout_mask
-            z += np.matmul(h, recurrent_kernel, out=recurrent)
+            z += matmul(h, recurrent_kernel, out=recurrent)
         if pre is not None:
             pre[:, t] = z
         if halved:  # σ blocks were pre-halved: one tanh, then σ = (1 + tanh)/2 on them
@@ -208,7 +209,7 @@ def lstm_backward_states(
         dc += final_state_grads[1]
     for t in range(steps - 1, -1, -1):
         passed, dc = _backward_step(cache, t, dh, dc, dy_tm[t], dgates[:, t])
-        per_gate = np.matmul(dgates[:, t], kernel_t)  # (4, B, u): dL/dh_{t-1} through each gate
+        per_gate = matmul(dgates[:, t], kernel_t)  # (4, B, u): dL/dh_{t-1} through each gate
         dh = (per_gate if mask is None else per_gate * mask).sum(axis=0)
         if passed is not None:
             dh += passed
@@ -254,13 +255,13 @@ def _parameter_grads(
     in_dim = cache.kernel.shape[1]
     flat = dgates.reshape(4, -1, units)  # (4, T·B, u), no copy
     inputs = cache.inputs.reshape(*cache.inputs.shape[:-3], -1, in_dim)
-    dkernel = np.matmul(np.swapaxes(inputs, -1, -2), flat)
+    dkernel = matmul(np.swapaxes(inputs, -1, -2), flat)
     hidden = cache.hidden[:-1]
     if cache.recurrent_dropout_mask is not None:
         hidden = hidden * cache.recurrent_dropout_mask
     hidden = hidden.reshape(*hidden.shape[:-3], -1, units)
-    drecurrent = np.matmul(np.swapaxes(hidden, -1, -2), flat)
-    dx = np.matmul(flat, cache.kernel.transpose(0, 2, 1)).reshape(4, steps, batch, in_dim)
+    drecurrent = matmul(np.swapaxes(hidden, -1, -2), flat)
+    dx = matmul(flat, cache.kernel.transpose(0, 2, 1)).reshape(4, steps, batch, in_dim)
     if cache.input_dropout_mask is not None:
         dx *= cache.input_dropout_mask
     dx = dx.sum(axis=0)
