@@ -3,6 +3,7 @@ np.matmul and are bit-identical whatever the thread count, and BLAS's setting le
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -105,3 +106,38 @@ def test_one_thread_runs_the_pieces_in_order_here(monkeypatch):
     parallel.for_each_piece(lambda index: order.append((index, threading.current_thread())), 5)
     assert [index for index, _ in order] == list(range(5))
     assert {thread for _, thread in order} == {threading.current_thread()}
+
+
+def test_blas_thread_setting_does_not_change_products(monkeypatch):
+    library = blas._library()
+    if library is None:
+        pytest.skip("no OpenBLAS found to set")
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((128, 784)).astype(np.float32)   # a shape OpenBLAS rounds
+    b = rng.standard_normal((784, 512)).astype(np.float32)   # differently on 1 and 2 threads
+    results, original = [], library.configured
+    try:
+        for configured in (1, 2):
+            monkeypatch.setattr(library, "configured", configured)
+            library.set_threads(configured)
+            results.append(blas.matmul(a, b))
+    finally:
+        library.set_threads(original)
+    np.testing.assert_array_equal(results[1], results[0], strict=True)
+
+
+@pytest.mark.parametrize(("environment", "expected"), [
+    ({}, "1"),
+    ({"OPENBLAS_NUM_THREADS": "2"}, "2"),
+    ({"OMP_NUM_THREADS": "2"}, None),
+])
+def test_the_command_line_gives_openblas_one_thread_unless_the_user_chose(
+        monkeypatch, environment, expected):
+    from layerctl import runtime
+
+    for name in runtime.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    runtime.configure_blas()
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == expected
