@@ -3,10 +3,11 @@
 OpenBLAS threads every matrix product above 2·64³ multiply-adds, and its threads meet at every
 block of the inner dimension: the calling thread waits for the last of them each time. When
 another process holds a core, that partner may not run for a scheduler time slice
-(milliseconds), so on this project's 2-core machine with one core busy two BLAS threads were
-slower than one for every product the bundled and benchmark models make, from 1.1x (a large
-convolution) to 50x (an LSTM's weight gradient, 6,400 deep: 17 meetings); small models took 4 to
-17 times as long as on one thread (`benchmarks/threads.py`). OpenBLAS also rounds some shapes
+(milliseconds). Measured on this project's 2-core machine while other work held about a core
+(load average ~5), two BLAS threads were slower than one for every product the bundled and
+benchmark models make, from 1.1x (a large convolution) to 50x (an LSTM's weight gradient, 6,400
+deep: 17 meetings), and whole training runs took 2 to 17 times as long as on one thread
+(`benchmarks/threads.py`). OpenBLAS also rounds some shapes
 differently on one thread and on two (it cuts the inner dimension differently), so choosing its
 thread count by load would change the numbers from run to run.
 
