@@ -16,6 +16,11 @@ hundred µs apart, then wait for sleeping threads to wake (a step 10 % slower at
 2^20 cycles (~0.4 ms) kept both: CNN steps as fast as at 2^16, LSTM steps as fast as at 2^28.
 `configure_blas` sets that through OpenBLAS's documented environment variable, which it reads
 only when it loads, so the command line calls it before anything imports NumPy.
+
+It also gives OpenBLAS one thread (`OPENBLAS_NUM_THREADS=1`) unless the user chose a count:
+layerctl's products run BLAS on one thread anyway and spread themselves over cores
+(`layerctl.ops.blas`), and with BLAS's own threads gone no product waits on a partner thread
+whose core another process holds, nor toggles BLAS's setting around each call.
 """
 
 from __future__ import annotations
@@ -33,13 +38,18 @@ TRIM_THRESHOLD = 512 * 1024 * 1024
 
 # OpenBLAS idles this many cycles, as a power of two, before its threads sleep (default 28).
 BLAS_THREAD_TIMEOUT = "20"
+# Variables through which a user chooses OpenBLAS's thread count (it reads them in this order).
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 _tuned = False
 
 
 def configure_blas() -> bool:
-    """Let OpenBLAS's idle threads sleep after ~0.4 ms instead of ~0.1 s; a value the user set
-    is kept. Only effective before NumPy is imported; True when it was in time."""
+    """One OpenBLAS thread, whose idle peers (if the user asked for more) sleep after ~0.4 ms
+    instead of ~0.1 s; values the user set are kept. Only effective before NumPy is imported;
+    True when it was in time."""
+    if not any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES):
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
     return "numpy" not in sys.modules
 

@@ -26,6 +26,7 @@ from layerctl.layers.base import (
     WeightSpec,
     require_rank,
 )
+from layerctl.ops.blas import matmul
 from layerctl.ops.parallel import for_each_chunk
 from layerctl.regularizers import Regularizer
 
@@ -126,7 +127,7 @@ class Dense(KernelLayer):
         return self.kernel_and_bias((input_shape[-1], self.units), self.units)
 
     def forward(self, weights, x, mask, training, rng):
-        z = x @ weights["kernel"]
+        z = matmul(x, weights["kernel"])
         bias = weights["bias"] if self.use_bias else None
         y = activate(self.activation, z, overwrite=True, bias=bias)  # z is ours: relu may reuse it
         return y, (x, z, y)
@@ -135,10 +136,10 @@ class Dense(KernelLayer):
         x, z, y = cache
         dz = self.activation_gradient(z, y, dy, relu_applied)
         flat_dz = dz.reshape(-1, self.units)
-        grads = {"kernel": x.reshape(-1, x.shape[-1]).T @ flat_dz}
+        grads = {"kernel": matmul(x.reshape(-1, x.shape[-1]).T, flat_dz)}
         if self.use_bias:
             grads["bias"] = flat_dz.sum(axis=0)
-        return (dz @ weights["kernel"].T if need_dx else None), grads
+        return (matmul(dz, weights["kernel"].T) if need_dx else None), grads
 
 
 class Activation(SingleInputLayer):

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from layerctl.ops.blas import matmul
 from layerctl.ops.parallel import for_each_chunk
 from layerctl.ops.windows import Geometry, as_tuple, check_padding
 
@@ -58,7 +59,7 @@ def conv_forward(x: np.ndarray, kernel: np.ndarray, strides: IntOrTuple = 1,
     geometry = _conv_geometry(x.shape, kernel.shape, strides, padding, dilation, groups)
     cols = _im2col(geometry, x, groups)
     weights = _grouped_kernel(kernel, groups)
-    y = np.matmul(cols, weights)                                  # (g, rows, F/g)
+    y = matmul(cols, weights)                                  # (g, rows, F/g)
     batch, filters = x.shape[0], kernel.shape[-1]
     y = _ungroup(y).reshape(batch, *geometry.out, filters)
     return y, (geometry, groups, kernel, cols, x.shape)
@@ -71,7 +72,7 @@ def conv_backward(cache: tuple, dy: np.ndarray,
     geometry, groups, kernel, cols, x_shape = cache
     filters = kernel.shape[-1]
     dy_grouped = dy.reshape(-1, groups, filters // groups).transpose(1, 0, 2)   # (g, rows, F/g)
-    dkernel = _ungroup_kernel(np.matmul(cols.transpose(0, 2, 1), dy_grouped), kernel.shape)
+    dkernel = _ungroup_kernel(matmul(cols.transpose(0, 2, 1), dy_grouped), kernel.shape)
     if not need_dx:
         return None, dkernel
     return _conv_input_grad(geometry, kernel, dy_grouped, x_shape), dkernel
@@ -129,7 +130,7 @@ def _full_conv_input_grad(full: Geometry, kernel: np.ndarray, dy_grouped: np.nda
     transposed = flipped.transpose(*spatial_axes, rank + 2, rank + 1, rank).reshape(
         *full.window, per_group, groups * group_channels)
     weights = _grouped_kernel(transposed.astype(np.result_type(kernel, dy), copy=False), groups)
-    dx = np.matmul(_im2col(full, dy, groups), weights)          # (g, rows, Cg)
+    dx = matmul(_im2col(full, dy, groups), weights)          # (g, rows, Cg)
     return _ungroup(dx).reshape(x_shape)
 
 
@@ -154,7 +155,7 @@ def _tap_input_grad(geometry: Geometry, kernel: np.ndarray, dy_grouped: np.ndarr
     contribution = np.moveaxis(
         product_buffer.reshape(groups, batch, *geometry.out, group_channels), 0, -2)
     for tap, input_slices, output_slices in geometry.interior_taps():
-        np.matmul(dy_grouped, per_tap[tap], out=product_buffer)
+        matmul(dy_grouped, per_tap[tap], out=product_buffer)
         target = dx[(slice(None), *input_slices)]
         source = contribution[(slice(None), *output_slices)]
 
@@ -321,7 +322,7 @@ def conv_transpose_backward(cache: tuple, dy: np.ndarray, need_dx: bool = True
     (im2col and one matmul), dkernel = colsᵀ · x reuses the same columns."""
     geometry, kernel, rows, x_shape = cache
     cols = _im2col(geometry, dy, 1)                                     # (1, B·n, K·filters)
-    dkernel = _ungroup_kernel(np.matmul(cols.transpose(0, 2, 1), rows), kernel.shape)
+    dkernel = _ungroup_kernel(matmul(cols.transpose(0, 2, 1), rows), kernel.shape)
     if not need_dx:
         return None, dkernel
-    return np.matmul(cols, _grouped_kernel(kernel, 1))[0].reshape(x_shape), dkernel
+    return matmul(cols, _grouped_kernel(kernel, 1))[0].reshape(x_shape), dkernel

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from layerctl.ops.blas import matmul
 from layerctl.ops.recurrent import (
     activate,
     activation_grad,
@@ -108,7 +109,7 @@ def gru_forward(
 
     inputs = np.ascontiguousarray(x_tm) if in_mask is None else x_tm * in_mask
     flat = inputs.reshape(*inputs.shape[:-3], -1, in_dim)  # (T·B, in) or (3, T·B, in)
-    gates = np.matmul(flat, kernel).reshape(3, steps, batch, units)  # becomes the gates
+    gates = matmul(flat, kernel).reshape(3, steps, batch, units)  # becomes the gates
     recurrent_bias = None
     if bias is not None:
         rows = np.asarray(bias, dtype).reshape(-1, 3 * units)
@@ -158,7 +159,7 @@ def _reset_after_loop(gates, recurrent_kernel, recurrent_bias, dropout_mask, kee
     for t in range(gates.shape[1]):
         g = gates[:, t]
         h = hidden[t] if dropout_mask is None else hidden[t] * dropout_mask
-        np.matmul(h, recurrent_kernel, out=recurrent)
+        matmul(h, recurrent_kernel, out=recurrent)
         if recurrent_bias is not None:
             recurrent += recurrent_bias
         g[:2] += recurrent[:2]
@@ -185,13 +186,13 @@ def _reset_before_loop(gates, recurrent_kernel, recurrent_bias, dropout_mask, ke
     for t in range(gates.shape[1]):
         g = gates[:, t]
         h = hidden[t] if dropout_mask is None else hidden[t] * dropout_mask
-        g[:2] += np.matmul(h[:2] if h.ndim == 3 else h, recurrent_kernel[:2], out=recurrent)
+        g[:2] += matmul(h[:2] if h.ndim == 3 else h, recurrent_kernel[:2], out=recurrent)
         if pre is not None:
             pre[:2, t] = g[:2]
         activate(recurrent_activation, g[:2])
         z, r, hh = g
         np.multiply(r, h[2] if h.ndim == 3 else h, out=candidate[t])
-        hh += np.matmul(candidate[t], recurrent_kernel[2], out=scratch)
+        hh += matmul(candidate[t], recurrent_kernel[2], out=scratch)
         if pre is not None:
             pre[2, t] = hh
         activate(activation, hh)
@@ -244,15 +245,15 @@ def gru_backward_states(cache: GRUCache, dy: np.ndarray,
             np.multiply(dhh, cache.recurrent_candidate[t], out=dr)
             np.multiply(dhh, r, out=dcandidate[t])
         else:
-            np.matmul(dhh, kernel_t[2], out=dcandidate[t])
+            matmul(dhh, kernel_t[2], out=dcandidate[t])
             h_h = h if mask_h is None else h * mask_h
             np.multiply(dcandidate[t], h_h, out=dr)
         activation_grad(cache.recurrent_activation, None if pre is None else pre[:2, t],
                         cache.gates[:2, t], dgates[:2, t], out=dgates[:2, t])
-        per_gate = np.matmul(dgates[:2, t], kernel_t[:2])  # (2, B, u): through U_z, U_r
+        per_gate = matmul(dgates[:2, t], kernel_t[:2])  # (2, B, u): through U_z, U_r
         through = (per_gate if mask_zr is None else per_gate * mask_zr).sum(axis=0)
         if cache.reset_after:
-            through_h = np.matmul(dcandidate[t], kernel_t[2])
+            through_h = matmul(dcandidate[t], kernel_t[2])
         else:
             through_h = dcandidate[t] * r
         through += through_h if mask_h is None else through_h * mask_h
@@ -272,7 +273,7 @@ def _parameter_grads(cache: GRUCache, dgates: np.ndarray, dcandidate: np.ndarray
     flat = dgates.reshape(3, -1, units)  # (3, T·B, u), no copy
     flat_candidate = dcandidate.reshape(-1, units)
     inputs = cache.inputs.reshape(*cache.inputs.shape[:-3], -1, in_dim)
-    dkernel = np.matmul(np.swapaxes(inputs, -1, -2), flat)
+    dkernel = matmul(np.swapaxes(inputs, -1, -2), flat)
     hidden = cache.hidden[:-1]
     mask = cache.recurrent_dropout_mask
     if mask is not None:
@@ -280,13 +281,13 @@ def _parameter_grads(cache: GRUCache, dgates: np.ndarray, dcandidate: np.ndarray
     hidden = hidden.reshape(*hidden.shape[:-3], -1, units)
     hidden_zr = hidden[:2] if hidden.ndim == 3 else hidden
     drecurrent = np.empty_like(cache.recurrent_kernel)
-    np.matmul(np.swapaxes(hidden_zr, -1, -2), flat[:2], out=drecurrent[:2])
+    matmul(np.swapaxes(hidden_zr, -1, -2), flat[:2], out=drecurrent[:2])
     if cache.reset_after:
         hidden_h = hidden[2] if hidden.ndim == 3 else hidden
-        np.matmul(hidden_h.T, flat_candidate, out=drecurrent[2])
+        matmul(hidden_h.T, flat_candidate, out=drecurrent[2])
     else:
-        np.matmul(cache.recurrent_candidate.reshape(-1, units).T, flat[2], out=drecurrent[2])
-    dx = np.matmul(flat, cache.kernel.transpose(0, 2, 1)).reshape(3, steps, batch, in_dim)
+        matmul(cache.recurrent_candidate.reshape(-1, units).T, flat[2], out=drecurrent[2])
+    dx = matmul(flat, cache.kernel.transpose(0, 2, 1)).reshape(3, steps, batch, in_dim)
     if cache.input_dropout_mask is not None:
         dx *= cache.input_dropout_mask
     dx = dx.sum(axis=0)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from layerctl.ops.blas import matmul
 from layerctl.ops.recurrent import FAST as _FAST
 from layerctl.ops.recurrent import activate as _activate
 from layerctl.ops.recurrent import activation_grad as _activation_grad
@@ -188,11 +189,11 @@ def _times_recurrent(
 ) -> np.ndarray:
     """out (B, 4u) = h_{t-1}·U, h dropped out by a shared (B, u) or per-gate (4, B, u) mask."""
     if mask is None or mask.ndim == 2:
-        return np.matmul(h if mask is None else h * mask, recurrent_kernel, out=out)
+        return matmul(h if mask is None else h * mask, recurrent_kernel, out=out)
     units = h.shape[-1]
     for gate in range(4):  # a mask per gate: each gate's block sees its own dropped-out h
         block = slice(gate * units, (gate + 1) * units)
-        out[:, block] = np.matmul(h * mask[gate], recurrent_kernel[:, block])
+        out[:, block] = matmul(h * mask[gate], recurrent_kernel[:, block])
     return out
 
 
@@ -238,10 +239,10 @@ def _times_recurrent_t(
     """dL/dh_{t-1} through z: dz (B, 4u) · Uᵀ (B, u), with the forward's shared (B, u) or
     per-gate (4, B, u) recurrent dropout mask."""
     if mask is None or mask.ndim == 2:
-        dh = np.matmul(dz, kernel_t)
+        dh = matmul(dz, kernel_t)
         return dh if mask is None else np.multiply(dh, mask, out=dh)
     units = kernel_t.shape[1]
-    per_gate = np.matmul(_gate_major(dz), kernel_t.reshape(4, units, units))  # (4, B, u)
+    per_gate = matmul(_gate_major(dz), kernel_t.reshape(4, units, units))  # (4, B, u)
     return (per_gate * mask).sum(axis=0)
 
 
@@ -305,7 +306,7 @@ def _input_projection(inputs: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     *_, steps, batch, in_dim = inputs.shape
     units = kernel.shape[1] // 4
     gates = np.empty((4, steps * batch, units), kernel.dtype)
-    np.matmul(inputs.reshape(*inputs.shape[:-3], -1, in_dim), _gate_major(kernel), out=gates)
+    matmul(inputs.reshape(*inputs.shape[:-3], -1, in_dim), _gate_major(kernel), out=gates)
     return gates.reshape(4, steps, batch, units)
 
 
@@ -314,12 +315,12 @@ def _columns_grad(rows: np.ndarray, dz: np.ndarray) -> np.ndarray:
     column block multiplied, and dz (T·B, 4u)."""
     k = rows.shape[-1]
     if rows.ndim == 3:
-        return np.matmul(rows.reshape(-1, k).T, dz)
+        return matmul(rows.reshape(-1, k).T, dz)
     units = dz.shape[1] // 4
     grad = np.empty((k, 4 * units), dz.dtype)
     for gate in range(4):
         block = slice(gate * units, (gate + 1) * units)
-        grad[:, block] = np.matmul(rows[gate].reshape(-1, k).T, dz[:, block])
+        grad[:, block] = matmul(rows[gate].reshape(-1, k).T, dz[:, block])
     return grad
 
 
@@ -327,7 +328,7 @@ def _input_grad(dz: np.ndarray, kernel: np.ndarray, mask: np.ndarray | None) -> 
     """dL/d(x_t) of every step (T·B, in) from dz (T·B, 4u), through the input dropout mask:
     shared (B, in) or per gate (4, 1, B, in)."""
     if mask is None or mask.ndim == 2:
-        dx = np.matmul(dz, kernel.T)
+        dx = matmul(dz, kernel.T)
         if mask is not None:
             dx_steps = dx.reshape(-1, *mask.shape)
             dx_steps *= mask
@@ -336,7 +337,7 @@ def _input_grad(dz: np.ndarray, kernel: np.ndarray, mask: np.ndarray | None) -> 
     dx = np.zeros((dz.shape[0] // mask.shape[-2], mask.shape[-2], in_dim), dz.dtype)
     for gate in range(4):
         block = slice(gate * units, (gate + 1) * units)
-        dx += np.matmul(dz[:, block], kernel[:, block].T).reshape(dx.shape) * mask[gate]
+        dx += matmul(dz[:, block], kernel[:, block].T).reshape(dx.shape) * mask[gate]
     return dx.reshape(-1, in_dim)
 
 

@@ -9,9 +9,9 @@ the GIL inside its loops). A one-core machine or a small array costs no thread h
 
 Every slice computes exactly what the whole array would (elementwise work, in the same order),
 so results are bit-identical whatever the thread count. Work handed to `for_each_chunk` must
-never call BLAS: BLAS already threads itself, and two threaded calls at once oversubscribe the
-cores. (`layerctl.runtime.configure_blas` makes BLAS's idle threads sleep soon after a matmul so
-that they do not spin on the cores these slices need.)
+never call BLAS: two threaded BLAS calls at once oversubscribe the cores. Large matrix products
+use `for_each_piece` instead (`layerctl.ops.blas`): pieces cut by the caller, each a BLAS call on
+one thread.
 """
 
 from __future__ import annotations
@@ -69,11 +69,25 @@ def for_each_chunk(work: Callable[[slice], object], length: int, nbytes: int) ->
     count = min(length, threads * SLICES_PER_THREAD)
     bounds = [length * index // count for index in range(count + 1)]
     slices = [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
-    claims = itertools.count()   # next() on it is atomic under the GIL: each slice runs once
+    for_each_piece(lambda index: work(slices[index]), count, threads)
+
+
+def for_each_piece(work: Callable[[int], object], count: int, threads: int | None = None) -> None:
+    """Call `work(index)` once for each index in range(count), on this thread and up to
+    `threads` - 1 of the pool's (default: `thread_count()`) at once, each claiming the next
+    index when free, so a thread that starts late takes fewer. The pieces are the caller's: how
+    the work is cut never depends on the thread count. Returns, or raises, as `for_each_chunk`.
+    """
+    threads = min(thread_count() if threads is None else threads, count)
+    if threads <= 1 or getattr(_in_worker, "active", False):
+        for index in range(count):
+            work(index)
+        return
+    claims = itertools.count()   # next() on it is atomic under the GIL: each piece runs once
 
     def claim_and_run() -> None:
-        while (index := next(claims)) < len(slices):
-            work(slices[index])
+        while (index := next(claims)) < count:
+            work(index)
 
     futures = []
     for _ in range(threads - 1):
@@ -85,7 +99,7 @@ def for_each_chunk(work: Callable[[slice], object], length: int, nbytes: int) ->
     try:
         try:
             claim_and_run()
-        except Exception as error:   # noqa: BLE001 - raised below, after the other slices
+        except Exception as error:   # noqa: BLE001 - raised below, after the other pieces
             errors.append(error)
     finally:
         errors += _wait(futures)

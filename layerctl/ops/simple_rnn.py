@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from layerctl.ops.blas import matmul
 from layerctl.ops.recurrent import (
     activate,
     activation_grad,
@@ -78,7 +79,7 @@ def simple_rnn_forward(
     in_mask = dropout_mask(input_dropout_mask, (batch, in_dim), 1, [0], dtype, "input")
     rec_mask = dropout_mask(recurrent_dropout_mask, (batch, units), 1, [0], dtype, "recurrent")
     inputs = np.ascontiguousarray(x_tm) if in_mask is None else x_tm * in_mask
-    activated = np.matmul(inputs.reshape(-1, in_dim), kernel).reshape(steps, batch, units)
+    activated = matmul(inputs.reshape(-1, in_dim), kernel).reshape(steps, batch, units)
     if bias is not None:
         activated += np.asarray(bias, dtype)
     pre = np.empty_like(activated) if needs_pre_activations(activation) else None
@@ -90,7 +91,7 @@ def simple_rnn_forward(
         a = activated[t]
         if t or initial_state is not None:  # a zero h_0 contributes nothing
             h = hidden[t] if rec_mask is None else hidden[t] * rec_mask
-            a += np.matmul(h, recurrent_kernel, out=recurrent)
+            a += matmul(h, recurrent_kernel, out=recurrent)
         if pre is not None:
             pre[t] = a
         activate(activation, a)
@@ -133,7 +134,7 @@ def simple_rnn_backward_states(cache: SimpleRNNCache, dy: np.ndarray,
         dh_fresh = total if keep is None else total * keep
         activation_grad(cache.activation, None if pre is None else pre[t], cache.activated[t],
                         dh_fresh, out=da[t])
-        through = np.matmul(da[t], kernel_t)
+        through = matmul(da[t], kernel_t)
         if mask is not None:
             through *= mask
         if keep is not None:
@@ -144,12 +145,12 @@ def simple_rnn_backward_states(cache: SimpleRNNCache, dy: np.ndarray,
         dh = through
     flat = da.reshape(-1, units)
     in_dim = cache.kernel.shape[0]
-    dkernel = cache.inputs.reshape(-1, in_dim).T @ flat
+    dkernel = matmul(cache.inputs.reshape(-1, in_dim).T, flat)
     hidden = cache.hidden[:-1]
     if mask is not None:
         hidden = hidden * mask
-    drecurrent = hidden.reshape(-1, units).T @ flat
-    dx = (flat @ cache.kernel.T).reshape(steps, batch, in_dim)
+    drecurrent = matmul(hidden.reshape(-1, units).T, flat)
+    dx = matmul(flat, cache.kernel.T).reshape(steps, batch, in_dim)
     if cache.input_dropout_mask is not None:
         dx *= cache.input_dropout_mask
     if cache.go_backwards:

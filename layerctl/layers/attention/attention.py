@@ -24,6 +24,7 @@ from pydantic import Field, field_validator
 
 from layerctl.layers.attention import scores
 from layerctl.layers.base import IncompatibleShape, Layer, Rate, Shape, WeightSpec, format_shape
+from layerctl.ops.blas import matmul
 
 
 class ScoreAttention(Layer):
@@ -121,7 +122,7 @@ class ScoreAttention(Layer):
         if training and self.dropout > 0:
             keep = scores.dropout_keep(rng, probabilities.shape, self.dropout, query.dtype)
         used = probabilities if keep is None else probabilities * keep
-        y = np.matmul(used, value)
+        y = matmul(used, value)
         query_mask = scores.as_bool(named_masks["query"])
         if query_mask is not None:
             y *= query_mask[:, :, None]
@@ -137,8 +138,8 @@ class ScoreAttention(Layer):
             dy, d_probabilities_out = dy
         if query_mask is not None:
             dy = dy * query_mask[:, :, None]
-        d_value = np.matmul(used.transpose(0, 2, 1), dy)
-        d_probabilities = np.matmul(dy, named["value"].transpose(0, 2, 1))
+        d_value = matmul(used.transpose(0, 2, 1), dy)
+        d_probabilities = matmul(dy, named["value"].transpose(0, 2, 1))
         if keep is not None:
             d_probabilities *= keep
         if d_probabilities_out is not None:
@@ -180,7 +181,7 @@ class Attention(ScoreAttention):
 
     def scores(self, weights, q, k):
         if self.score_mode == "dot":
-            product = np.matmul(q, k.transpose(0, 2, 1))
+            product = matmul(q, k.transpose(0, 2, 1))
             if not self.use_scale:
                 return product, (q, k, product)
             return product * weights["scale"], (q, k, product)
@@ -196,7 +197,7 @@ class Attention(ScoreAttention):
             if self.use_scale:
                 grads["scale"] = np.asarray(np.sum(d_scores * product))
                 d_scores = d_scores * weights["scale"]
-            return np.matmul(d_scores, k), np.matmul(d_scores.transpose(0, 2, 1), q)
+            return matmul(d_scores, k), matmul(d_scores.transpose(0, 2, 1), q)
         summed, tanh, tanh_sum = cache
         weight = weights["concat_score_weight"]
         grads["concat_score_weight"] = np.asarray(np.sum(d_scores * tanh_sum))

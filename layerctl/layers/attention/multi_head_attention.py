@@ -45,6 +45,7 @@ from layerctl.layers.base import (
     WeightSpec,
     format_shape,
 )
+from layerctl.ops.blas import matmul
 from layerctl.regularizers import Regularizer
 
 PROJECTIONS = ("query", "key", "value")
@@ -345,7 +346,7 @@ class MultiHeadAttention(Layer):
         projected = self._project(weights, named)
         q, k, v = projected["query"], projected["key"], projected["value"]  # (B, N, L, size)
         q *= q.dtype.type(1.0 / sqrt(float(head_dim)))
-        logits = np.matmul(q, k.transpose(0, 1, 3, 2))  # (B, N, T, S)
+        logits = matmul(q, k.transpose(0, 1, 3, 2))  # (B, N, T, S)
         mask = self.attention_mask(named, named_masks)
         if mask is not None:
             mask = mask[:, None]  # broadcast over heads
@@ -355,7 +356,7 @@ class MultiHeadAttention(Layer):
         if training and self.dropout > 0:
             keep = scores.dropout_keep(rng, probabilities.shape, self.dropout, query.dtype)
         used = probabilities if keep is None else probabilities * keep
-        heads_out = np.matmul(used, v)  # (B, N, T, value_dim)
+        heads_out = matmul(used, v)  # (B, N, T, value_dim)
         joined = heads_out.transpose(0, 2, 1, 3).reshape(batch * steps, -1)
         kernel = weights["attention_output/kernel"]
         y = joined @ kernel.reshape(heads * self.head_value_dim, -1)
@@ -433,16 +434,16 @@ class MultiHeadAttention(Layer):
             grads["attention_output/bias"] = dy_rows.sum(axis=0).reshape(kernel.shape[2:])
         d_heads = (dy_rows @ kernel.reshape(heads * self.head_value_dim, -1).T).reshape(
             batch, steps, heads, -1).transpose(0, 2, 1, 3)
-        d_v = np.matmul(used.transpose(0, 1, 3, 2), d_heads)
-        d_probabilities = np.matmul(d_heads, v.transpose(0, 1, 3, 2))
+        d_v = matmul(used.transpose(0, 1, 3, 2), d_heads)
+        d_probabilities = matmul(d_heads, v.transpose(0, 1, 3, 2))
         if keep is not None:
             d_probabilities *= keep
         if d_probabilities_out is not None:
             d_probabilities += d_probabilities_out
         d_logits = scores.softmax_backward(probabilities, d_probabilities, mask,
                                            zero_masked=not self.fused)
-        d_q = np.matmul(d_logits, k)  # d of the scaled q
-        d_k = np.matmul(d_logits.transpose(0, 1, 3, 2), q)
+        d_q = matmul(d_logits, k)  # d of the scaled q
+        d_k = matmul(d_logits.transpose(0, 1, 3, 2), q)
         d_q *= d_q.dtype.type(1.0 / sqrt(float(self.key_dim)))
         dxs = self._project_backward(weights, named, {"query": d_q, "key": d_k, "value": d_v},
                                      roles, grads)

@@ -29,6 +29,7 @@ from layerctl.layers.base import (
 )
 from layerctl.layers.core import activate, activate_backward
 from layerctl.layers.pooling import from_channels_last, spatial_axes, to_channels_last
+from layerctl.ops.blas import matmul
 from layerctl.regularizers import Regularizer
 
 IntOrTuple = int | list[int] | tuple[int, ...]
@@ -159,7 +160,7 @@ class BaseConv(SingleInputLayer):
             # A matmul with ones: BLAS sums the rows several times faster than numpy's
             # column-wise reduce, and in blocks, so with less rounding error too.
             rows = dz.reshape(-1, dz.shape[-1])
-            grads["bias"] = np.ones(rows.shape[0], rows.dtype) @ rows
+            grads["bias"] = matmul(np.ones(rows.shape[0], rows.dtype), rows)
         return dz, grads
 
     def input_gradient(self, dx: np.ndarray | None) -> np.ndarray | None:

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import field_validator
 
 from layerctl.layers.base import IncompatibleShape, Layer, Shape, format_shape
+from layerctl.ops.blas import matmul
 
 EPSILON = 1e-7  # keras.backend.epsilon()
 
@@ -98,7 +99,7 @@ class Dot(Layer):
         x_rest, y_rest = x3.shape[1:-1], y3.shape[2:]
         x3 = x3.reshape(len(x3), -1, x3.shape[-1])
         y3 = y3.reshape(len(y3), y3.shape[1], -1)
-        out = np.matmul(x3, y3).reshape((len(x3),) + x_rest + y_rest)
+        out = matmul(x3, y3).reshape((len(x3),) + x_rest + y_rest)
         if out.ndim == 1:
             out = out[:, None]
         return out, (x3, y3, x.shape, y.shape, (a, b), xs, scales)
@@ -106,8 +107,8 @@ class Dot(Layer):
     def backward(self, weights, cache, dy):
         x3, y3, x_shape, y_shape, (a, b), xs, scales = cache
         d3 = dy.reshape(len(dy), x3.shape[1], y3.shape[2])
-        dx3 = np.matmul(d3, np.swapaxes(y3, 1, 2))
-        dy3 = np.matmul(np.swapaxes(x3, 1, 2), d3)
+        dx3 = matmul(d3, np.swapaxes(y3, 1, 2))
+        dy3 = matmul(np.swapaxes(x3, 1, 2), d3)
         moved_x = np.moveaxis(np.empty(x_shape, bool), a, -1).shape
         moved_y = np.moveaxis(np.empty(y_shape, bool), b, 1).shape
         dx = np.moveaxis(dx3.reshape(moved_x), -1, a)

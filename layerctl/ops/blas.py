@@ -1,0 +1,160 @@
+"""Matmuls whose numbers never depend on the thread count, and whose threads never wait long.
+
+OpenBLAS threads every matrix product above 2·64³ multiply-adds, and its threads meet at every
+block of the inner dimension: the calling thread waits for the last of them each time. When
+another process holds a core, that partner may not run for a scheduler time slice
+(milliseconds). Measured on this project's 2-core machine while other work held about a core
+(load average ~5), two BLAS threads were slower than one for every product the bundled and
+benchmark models make, from 1.1x (a large convolution) to 50x (an LSTM's weight gradient, 6,400
+deep: 17 meetings), and whole training runs took 2 to 17 times as long as on one thread
+(`benchmarks/threads.py`). OpenBLAS also rounds some shapes
+differently on one thread and on two (it cuts the inner dimension differently), so choosing its
+thread count by load would change the numbers from run to run.
+
+So `matmul` calls BLAS on one thread only, and spreads a large product itself: it cuts the
+output into pieces of rows (or of columns, when the product is wide) whose number depends only
+on the operands' shapes, and layerctl's threads (`layerctl.ops.parallel`) claim them one at a
+time. Each output element is computed by one single-threaded BLAS call whatever the thread
+count, so the results are bit-identical for any `LAYERCTL_NUM_THREADS` and `OPENBLAS_NUM_THREADS`;
+a thread whose core is taken simply claims fewer pieces, and nobody waits at a meeting. Products
+below `MIN_SPLIT_FLOPS` are one call: cutting them costs more hand-offs than it saves. Without an
+OpenBLAS to set (another BLAS), the products are still cut the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import threading
+
+import numpy as np
+
+from layerctl.ops.parallel import for_each_piece
+
+# A product of fewer floating-point operations (2·m·k·n) than this is one BLAS call: on this
+# machine it takes under ~150 µs on one core, and a hand-off to another thread 40-90 µs.
+MIN_SPLIT_FLOPS = 16_000_000
+# Each piece of a cut product does about this much work (~40 µs), so a thread whose core is
+# taken holds back at most that much, and is at most `MAX_PIECES`: BLAS's packing of the shared
+# operand is repeated per piece.
+PIECE_FLOPS = 4_000_000
+MAX_PIECES = 16
+# Pieces start at multiples of this many rows or columns: whole register tiles of the kernels.
+PIECE_ALIGN = 16
+
+_SYMBOL_PREFIXES = ("scipy_openblas_", "openblas_")   # numpy's wheels, then a system OpenBLAS
+_SYMBOL_SUFFIXES = ("64_", "")
+
+
+class _OpenBlas:
+    """OpenBLAS's thread-count calls, found in the copy this process loaded (numpy's)."""
+
+    def __init__(self, set_threads, get_threads) -> None:
+        self.set_threads, self.get_threads = set_threads, get_threads
+        self.configured = max(int(get_threads()), 1)   # read once, before layerctl changes it
+
+
+_openblas: _OpenBlas | None = None
+_looked = False
+_lock = threading.Lock()
+
+
+def product_flops(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> int:
+    """Floating-point operations of one product in np.matmul(a, b): 2·m·k·n (a batched matmul
+    is one such product per matrix of the stack)."""
+    rows = a_shape[-2] if len(a_shape) >= 2 else 1
+    columns = b_shape[-1] if len(b_shape) >= 2 else 1
+    return 2 * rows * a_shape[-1] * columns
+
+
+def piece_bounds(extent: int, flops: int) -> list[tuple[int, int]]:
+    """How `matmul` cuts an output axis of `extent` rows or columns for a product of `flops`:
+    [(start, stop), ...], from the shapes alone. One piece below `MIN_SPLIT_FLOPS`."""
+    count = min(MAX_PIECES, flops // PIECE_FLOPS, extent // PIECE_ALIGN)
+    if flops < MIN_SPLIT_FLOPS or count < 2:
+        return [(0, extent)]
+    size = -(-extent // count)
+    size = -(-size // PIECE_ALIGN) * PIECE_ALIGN
+    return [(start, min(start + size, extent)) for start in range(0, extent, size)]
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """np.matmul(a, b, out=out) with BLAS on one thread, a large product cut into pieces that
+    layerctl's threads share (see the module's docstring)."""
+    with _one_blas_thread():
+        if a.ndim < 2 or b.ndim < 2:
+            return np.matmul(a, b, out=out)
+        by_rows = a.shape[-2] >= b.shape[-1]
+        extent = a.shape[-2] if by_rows else b.shape[-1]
+        bounds = piece_bounds(extent, product_flops(a.shape, b.shape))
+        if len(bounds) == 1:
+            return np.matmul(a, b, out=out)
+        if out is None:
+            shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+            out = np.empty(shape, np.result_type(a, b))
+
+        def multiply_piece(index: int) -> None:
+            part = slice(*bounds[index])
+            if by_rows:
+                np.matmul(a[..., part, :], b, out=out[..., part, :])
+            else:
+                np.matmul(a, b[..., part], out=out[..., part])
+
+        for_each_piece(multiply_piece, len(bounds))
+        return out
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """BLAS's thread count is process-wide: one for layerctl's product, then back to what it
+    was, so that other NumPy code (the user's too) sees BLAS as configured."""
+    library = _library()
+    if library is None or library.configured == 1:
+        yield
+        return
+    library.set_threads(1)
+    try:
+        yield
+    finally:
+        library.set_threads(library.configured)
+
+
+def _library() -> _OpenBlas | None:
+    global _openblas, _looked
+    if not _looked:
+        with _lock:
+            if not _looked:
+                _openblas, _looked = _find_openblas(), True
+    return _openblas
+
+
+def _find_openblas() -> _OpenBlas | None:
+    """The OpenBLAS that numpy loaded, from this process's memory map (Linux); None elsewhere
+    or when numpy uses another BLAS."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        with contextlib.suppress(OSError):
+            library = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LOCAL)
+            found = _thread_functions(library)
+            if found is not None:
+                return _OpenBlas(*found)
+    return None
+
+
+def _thread_functions(library: ctypes.CDLL):
+    for prefix in _SYMBOL_PREFIXES:
+        for suffix in _SYMBOL_SUFFIXES:
+            try:
+                set_threads = getattr(library, f"{prefix}set_num_threads{suffix}")
+                get_threads = getattr(library, f"{prefix}get_num_threads{suffix}")
+            except AttributeError:
+                continue
+            set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
+            get_threads.argtypes, get_threads.restype = [], ctypes.c_int
+            return set_threads, get_threads
+    return None
