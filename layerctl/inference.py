@@ -18,10 +18,16 @@ needs none of that. `Predictor` compiles a graph's plan and weights once into on
 - Dropout and the noise layers pass their input through.
 - Every other layer runs its own `forward(training=False)`, and its cache is dropped.
 
-When every step works sample by sample, the network runs on sub-batches of each batch sized so
-that one sub-batch's largest activation stays in cache (`SUB_BATCH_BYTES`), so a layer reads its
-input where the layer before left it instead of from memory. The CNN of `specs/mnist_cnn.yaml`
-writes 38 MB from its second convolution per batch of 256; per sub-batch, 2.4 MB.
+The network's leading layers that work sample by sample (`sub_batched_nodes`) run on
+sub-batches of each batch sized so that one sub-batch's largest activation stays in cache
+(`SUB_BATCH_BYTES`), so a layer reads its input where the layer before left it instead of from
+memory: the second convolution of `specs/mnist_cnn.yaml` writes 38 MB per batch of 256, 3.8 MB
+per sub-batch. The sub-batches are shared out among the threads, each running its matmuls
+with single-threaded BLAS: measured on this 2-core machine with other work running, BLAS
+splitting every small matmul over both cores made the CNN several times slower than one core,
+as each call waits for the thread whose core is taken. The rest of the network (from a Dense
+whose kernel outweighs a sub-batch, as after a CNN's Flatten) runs on the whole batch with
+BLAS's own threads.
 
 Numbers: the same arithmetic as `Graph.forward(training=False)` except for BatchNormalization,
 whose folded (or precomputed) scale and shift reassociate its five operations: outputs differ
@@ -54,10 +60,10 @@ from layerctl.plan import Node
 from layerctl.runtime import can_set_thread_blas, thread_blas
 
 # im2col columns laid out per matmul: a few samples' worth, well inside a core's L2 cache.
-COLUMN_BYTES = 1 << 20
+COLUMN_BYTES = 2 << 20
 # One sub-batch's largest activation: small enough to stay in cache from layer to layer, large
 # enough that the per-node Python work (a few µs per step) stays small against the arithmetic.
-SUB_BATCH_BYTES = 2 << 20
+SUB_BATCH_BYTES = 4 << 20
 
 
 class Predictor:
@@ -70,48 +76,48 @@ class Predictor:
     def __init__(self, graph) -> None:
         self.plan, self.graph = graph.plan, graph
         self._lanes = threading.local()   # each thread's own steps: their buffers are its own
-        self.sample_bytes = largest_sample_bytes(self.plan, self._steps(), graph.dtype)
+        split = sub_batched_nodes(self.plan, self._steps())
+        self.prefix, self.suffix = self.plan.nodes[:split], self.plan.nodes[split:]
+        self.sample_bytes = largest_output_bytes(self.prefix, graph.dtype)
+        # what the whole-batch part (or the caller) reads from the sub-batched one
+        needed = {ref for node in self.suffix for ref in node.inputs} | set(self.plan.outputs)
+        self.crossing = [ref for node in self.prefix for ref in output_refs(node) if ref in needed]
 
     def __call__(self, x: Any) -> Any:
         inputs = self.graph.prepare_input(x)
         length = len(next(iter(inputs.values())))
-        rows = self._sub_batch_rows(length)
+        rows = length if not self.sample_bytes else max(1, SUB_BATCH_BYTES // self.sample_bytes)
         if rows >= length:
-            outputs = self._run(inputs)
-            return self._result({ref: np.array(y) for ref, y in outputs.items()})
+            values = self._run(self.plan.nodes, inputs)
+        else:
+            values = {**inputs, **self._run_sub_batches(inputs, length, rows)}
+            values = self._run(self.suffix, values)
+        outputs = {ref: np.array(values[ref]) for ref in self.plan.outputs}   # not our buffers
+        return outputs[self.plan.output] if len(self.plan.outputs) == 1 else outputs
+
+    def _run_sub_batches(self, inputs: dict[str, np.ndarray], length: int,
+                         rows: int) -> dict[str, np.ndarray]:
+        """The crossing values of the sub-batched nodes for the whole batch, computed `rows`
+        samples at a time, sub-batches shared out among the threads."""
         starts = range(0, length, rows)
         results = {ref: np.empty((length, *self.plan.shape_of(ref)[1:]), self.graph.dtype)
-                   for ref in self.plan.outputs}
+                   for ref in self.crossing}
 
         def run_sub_batches(indices: slice) -> None:
-            with thread_blas(1):   # the threads are already running a sub-batch each
+            with thread_blas(1):   # every thread runs a sub-batch of its own: no hand-offs
                 for start in starts[indices]:
                     part = {name: value[start:start + rows] for name, value in inputs.items()}
-                    for ref, y in self._run(part).items():
-                        results[ref][start:start + len(y)] = y
+                    values = self._run(self.prefix, part)
+                    for ref in self.crossing:
+                        results[ref][start:start + rows] = values[ref]
 
-        for_each_chunk(run_sub_batches, len(starts), MIN_PARALLEL_BYTES if self._threads > 1
-                       else 0)
-        return self._result(results)
+        threaded = can_set_thread_blas() and thread_count() > 1
+        for_each_chunk(run_sub_batches, len(starts), MIN_PARALLEL_BYTES if threaded else 0)
+        return results
 
     def predict(self, x: Any, batch_size: int = 32) -> Any:
         """All of `x` batch by batch, as `Graph.predict` returns it."""
         return predict_in_batches(self, self.plan, x, batch_size, self.graph.dtype)
-
-    @property
-    def _threads(self) -> int:
-        return thread_count() if can_set_thread_blas() else 1
-
-    def _sub_batch_rows(self, length: int) -> int:
-        """Samples per sub-batch: within `SUB_BATCH_BYTES`, and at least two sub-batches per
-        thread when there are several threads (a late thread then takes fewer); the whole batch
-        when the network cannot be split."""
-        if self.sample_bytes is None:
-            return length
-        rows = max(1, SUB_BATCH_BYTES // self.sample_bytes)
-        if self._threads > 1:
-            rows = min(rows, max(1, -(-length // (2 * self._threads))))
-        return rows
 
     def _steps(self) -> dict[str, Any]:
         """This thread's steps, compiled on its first call (the weights copied, a few MB)."""
@@ -122,29 +128,30 @@ class Predictor:
             self._lanes.steps = steps
         return steps
 
-    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """{output ref: array} for one (sub-)batch; the arrays may be the steps' buffers."""
+    def _run(self, nodes: tuple[Node, ...], values: dict[str, Any]) -> dict[str, Any]:
+        """`values` (the inputs, and whatever `nodes` read that was computed before) with the
+        outputs of `nodes` added; these may be the steps' buffers."""
         steps = self._steps()
-        values: dict[str, Any] = dict(inputs)
-        masks: dict[str, Any] = dict.fromkeys(inputs)
-        for node in self.plan.nodes:
+        values = dict(values)
+        masks: dict[str, Any] = dict.fromkeys(values)
+        for node in nodes:
             xs = [values[s] for s in node.inputs]
             ms = [masks[s] for s in node.inputs]
             x_in, m_in = (xs, ms) if node.list_input else (xs[0], ms[0])
             y = steps[node.name](x_in, m_in)
             mask = node.layer.output_mask(x_in, m_in)
             if len(node.output_shapes) == 1:
-                values[node.name], masks[node.name] = y, mask
-            else:
-                for k, y_k in enumerate(y):
-                    values[node.name if k == 0 else f"{node.name}.{k}"] = y_k
-                mask = mask if isinstance(mask, list | tuple) else [mask] * len(y)
-                for k, mask_k in enumerate(mask):
-                    masks[node.name if k == 0 else f"{node.name}.{k}"] = mask_k
-        return {ref: values[ref] for ref in self.plan.outputs}
+                y, mask = [y], [mask]
+            elif not isinstance(mask, list | tuple):
+                mask = [mask] * len(y)
+            for ref, y_k, mask_k in zip(output_refs(node), y, mask, strict=True):
+                values[ref], masks[ref] = y_k, mask_k
+        return values
 
-    def _result(self, outputs: dict[str, np.ndarray]) -> Any:
-        return outputs[self.plan.output] if len(self.plan.outputs) == 1 else outputs
+
+def output_refs(node: Node) -> list[str]:
+    """The references of a node's outputs: `name`, then `name.1`, `name.2`, ..."""
+    return [node.name if k == 0 else f"{node.name}.{k}" for k in range(len(node.output_shapes))]
 
 
 # ---- steps ------------------------------------------------------------------------------------
@@ -389,15 +396,23 @@ def fold_batch_normalizations(plan, steps: dict[str, Any]) -> None:
             steps[node.name] = IdentityStep()
 
 
-def largest_sample_bytes(plan, steps: dict[str, Any], dtype: np.dtype) -> int | None:
-    """Bytes of the largest node output per sample, or None when the network cannot run on
-    sub-batches (a step not known to work sample by sample, or a shape unknown until run)."""
-    if not all(step.samplewise for step in steps.values()):
-        return None
-    largest = 0
-    for node in plan.nodes:
-        for shape in node.output_shapes:
-            if any(d is None for d in shape[1:]):
-                return None
-            largest = max(largest, math.prod(shape[1:]) * dtype.itemsize)
-    return largest or None
+def sub_batched_nodes(plan, steps: dict[str, Any]) -> int:
+    """How many of the plan's nodes (in order) run on sub-batches: those before the first
+    that is not known to work sample by sample, passes a mask, has an output shape known only
+    at run time, or has a kernel larger than a sub-batch's activations (BLAS would repack it
+    for every sub-batch, more traffic than reading its whole-batch input once: the Dense after
+    a CNN's Flatten). A model output or the input of a later node crossing the split is
+    gathered into a whole-batch array."""
+    for index, node in enumerate(plan.nodes):
+        step = steps[node.name]
+        if (not step.samplewise or node.emits_mask
+                or any(d is None for shape in node.output_shapes for d in shape[1:])
+                or (isinstance(step, KernelStep) and step.kernel.nbytes > SUB_BATCH_BYTES)):
+            return index
+    return len(plan.nodes)
+
+
+def largest_output_bytes(nodes: tuple[Node, ...], dtype: np.dtype) -> int:
+    """Bytes per sample of the largest output of `nodes` (0 for none)."""
+    return max((math.prod(shape[1:]) * dtype.itemsize for node in nodes
+                for shape in node.output_shapes), default=0)

@@ -19,9 +19,9 @@ from layerctl.spec import load_spec
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 
 
-def assert_same_outputs(graph, x) -> None:
+def assert_same_outputs(graph, x, predictor=None) -> None:
     expected = graph.forward(x, training=False)
-    actual = Predictor(graph)(x)
+    actual = (predictor or Predictor(graph))(x)
     if isinstance(expected, dict):
         assert actual.keys() == expected.keys()
         for ref, value in expected.items():
@@ -40,9 +40,19 @@ def test_every_bundled_spec_predicts_as_the_training_path(path):
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_sub_batches_give_the_whole_batch_numbers(path, monkeypatch):
     """Sub-batches of one sample, on the pool's threads too, change no value."""
-    monkeypatch.setattr(inference, "SUB_BATCH_BYTES", 1)
     plan = build_plan(*load_spec(path))
-    assert_same_outputs(trained_graph(plan), sample_inputs(plan, n=7))
+    graph = trained_graph(plan)
+    predictor = Predictor(graph)   # the split is decided here, the sub-batch size per call
+    monkeypatch.setattr(inference, "SUB_BATCH_BYTES", 1)
+    assert_same_outputs(graph, sample_inputs(plan, n=7), predictor)
+
+
+def test_a_cnn_runs_its_convolutions_on_sub_batches_and_its_dense_tail_on_the_batch():
+    plan = build_plan(*load_spec(SPECS[[p.name for p in SPECS].index("mnist_cnn.yaml")]))
+    predictor = Predictor(trained_graph(plan))
+    assert [node.name for node in predictor.prefix] == [
+        "conv2d", "conv2d_1", "max_pooling2d", "dropout", "flatten"]
+    assert predictor.crossing == ["flatten"]
 
 
 def test_predictions_are_bit_identical_run_to_run():
