@@ -17,7 +17,9 @@ speed drifts within a minute, so one engine's whole run after the other's measur
   against a Python process that imports onnxruntime, loads the same .npz, runs every batch
   and saves the .npy.
 
-ONNX Runtime gets `intra_op_num_threads` = NumPy's BLAS threads and one inter-op thread.
+ONNX Runtime gets `intra_op_num_threads` = NumPy's BLAS threads (`OPENBLAS_NUM_THREADS` when
+set, else the cores) and one inter-op thread; for a one-thread comparison run
+`OPENBLAS_NUM_THREADS=1 LAYERCTL_NUM_THREADS=1 python benchmarks/predict.py`.
 Printed per model: the median ratio layerctl / ONNX Runtime with the range over rounds
 (target ≤ 1.5), each engine's median seconds, the load average at each round, and the
 fraction of this machine's float32 matmul peak (a 2048² matmul timed in the same process
@@ -198,7 +200,7 @@ def main() -> None:
     parser.add_argument("--skip-command", action="store_true",
                         help="only the in-process measurement")
     args = parser.parse_args()
-    threads = numpy_threads()
+    threads = int(os.environ.get("OPENBLAS_NUM_THREADS") or numpy_threads())
     print(f"threads: NumPy BLAS {threads}, ONNX Runtime intra-op {threads}; "
           f"batch {args.batch_size}")
     with tempfile.TemporaryDirectory() as temporary:

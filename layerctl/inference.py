@@ -21,7 +21,7 @@ needs none of that. `Predictor` compiles a graph's plan and weights once into on
 The network's leading layers that work sample by sample (`sub_batched_nodes`) run on
 sub-batches of each batch sized so that one sub-batch's largest activation stays in cache
 (`SUB_BATCH_BYTES`), so a layer reads its input where the layer before left it instead of from
-memory: the second convolution of `specs/mnist_cnn.yaml` writes 38 MB per batch of 256, 3.8 MB
+memory: the second convolution of `specs/mnist_cnn.yaml` writes 38 MB per batch of 256, 4 MB
 per sub-batch. The sub-batches are shared out among the threads, each running its matmuls
 with single-threaded BLAS: measured on this 2-core machine with other work running, BLAS
 splitting every small matmul over both cores made the CNN several times slower than one core,
