@@ -9,8 +9,10 @@ the GIL inside its loops). A one-core machine or a small array costs no thread h
 
 Every slice computes exactly what the whole array would (elementwise work, in the same order),
 so results are bit-identical whatever the thread count. Work handed to `for_each_chunk` must
-never call BLAS: BLAS already threads itself, and two threaded calls at once oversubscribe the
-cores. (`layerctl.runtime.configure_blas` makes BLAS's idle threads sleep soon after a matmul so
+never call BLAS with its own threads: BLAS already threads itself, and two threaded calls at
+once oversubscribe the cores (`layerctl.inference` runs whole sub-batches here, each limiting
+its thread's BLAS to one thread with `layerctl.runtime.thread_blas`).
+(`layerctl.runtime.configure_blas` makes BLAS's idle threads sleep soon after a matmul so
 that they do not spin on the cores these slices need.)
 """
 
