@@ -70,3 +70,54 @@ def tune_allocator() -> bool:
     ok &= mallopt(M_TOP_PAD, 64 * 1024 * 1024)
     _tuned = bool(ok)
     return _tuned
+
+
+# ---- BLAS threads per calling thread ------------------------------------------------------------
+# OpenBLAS ≥ 0.3.27 can give one calling thread its own thread count; NumPy's wheels bundle it
+# as `scipy_openblas`. Threads that each run their own matmuls (`layerctl.inference`) then hand
+# nothing to BLAS's threads, which on a busy core wait for each other at every call.
+_OPENBLAS_LOCAL = "openblas_set_num_threads_local"
+_set_local_threads: object = None   # None: not looked up yet; False: unavailable
+
+
+def _local_thread_setter():
+    """OpenBLAS's per-thread setter from NumPy's bundled library, or None."""
+    global _set_local_threads
+    if _set_local_threads is None:
+        _set_local_threads = False
+        import glob
+
+        import numpy as np
+
+        libraries = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+        for path in sorted(glob.glob(os.path.join(libraries, "*openblas*"))):
+            try:
+                _set_local_threads = getattr(ctypes.CDLL(path), _OPENBLAS_LOCAL)
+                break
+            except (OSError, AttributeError):
+                continue
+    return _set_local_threads or None
+
+
+def can_set_thread_blas() -> bool:
+    """Whether `thread_blas` can limit BLAS for one thread (NumPy's bundled OpenBLAS)."""
+    return _local_thread_setter() is not None
+
+
+class thread_blas:  # noqa: N801 - used as a context manager, like a function
+    """`with thread_blas(1):` BLAS calls made by this thread use `threads` threads; other
+    threads' calls keep theirs. Needs `can_set_thread_blas()`; otherwise a no-op."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads, self.previous = threads, None
+
+    def __enter__(self) -> thread_blas:
+        setter = _local_thread_setter()
+        if setter is not None:
+            self.previous = setter(self.threads)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        setter = _local_thread_setter()
+        if setter is not None and self.previous is not None:
+            setter(self.previous)

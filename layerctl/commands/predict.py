@@ -84,6 +84,7 @@ def command(spec_path, input_path, weights_path, output, key, label, batch_size,
     from layerctl.commands.common import load_plan, prepare_compute
     from layerctl.data import open_inputs, output_format, write_outputs
     from layerctl.graph import Graph
+    from layerctl.inference import Predictor
     from layerctl.memory import check_model_fits
     from layerctl.weights import load_weights_into
 
@@ -107,12 +108,13 @@ def command(spec_path, input_path, weights_path, output, key, label, batch_size,
     check_model_fits(plan)  # before the graph allocates its weights
     graph = Graph(plan)
     load_weights_into(graph, weights_path)
+    predictor = Predictor(graph)   # forward only: no caches for backward, buffers reused
 
     names = class_names(input_path, weights_path) if classes else None
 
     def outputs():
         for batch in stream.batches(batch_size):
-            y = graph.forward(batch, training=False)
+            y = predictor(batch)
             if classes:
                 y = to_classes(y, names)
             yield y
@@ -154,6 +156,7 @@ def predict_text(plan, texts, text_file, weights_path, output, batch_size, class
     from layerctl.data import output_format, write_outputs
     from layerctl.errors import DataError
     from layerctl.graph import Graph
+    from layerctl.inference import Predictor
     from layerctl.text import record
     from layerctl.weights import load_weights_into
 
@@ -178,7 +181,7 @@ def predict_text(plan, texts, text_file, weights_path, output, batch_size, class
     x = record.encode(remembered, texts, str(weights_path))
     graph = Graph(plan)
     load_weights_into(graph, weights_path)
-    y = graph.predict(x, batch_size=batch_size)
+    y = Predictor(graph).predict(x, batch_size=batch_size)
     header = None
     if classes:
         y = to_classes(y, remembered.get("classes"))
@@ -196,6 +199,7 @@ def predict_named(plan, input_path, weights_path, output, batch_size, classes) -
     from layerctl.data import load_dataset, output_format, write_outputs
     from layerctl.errors import DataError
     from layerctl.graph import Graph
+    from layerctl.inference import Predictor
     from layerctl.weights import load_weights_into, save_npz
 
     several = len(plan.outputs) > 1
@@ -210,7 +214,7 @@ def predict_named(plan, input_path, weights_path, output, batch_size, classes) -
     _check_named_inputs(plan, dataset)
     graph = Graph(plan)
     load_weights_into(graph, weights_path)
-    y = graph.predict(dataset.x, batch_size=batch_size)
+    y = Predictor(graph).predict(dataset.x, batch_size=batch_size)
     y = y if isinstance(y, dict) else {plan.output: y}
     if classes:
         y = {k: (v[..., 0] > 0.5).astype(np.int64) if v.shape[-1] == 1 else np.argmax(v, -1)

@@ -9,9 +9,10 @@ the GIL inside its loops). A one-core machine or a small array costs no thread h
 
 Every slice computes exactly what the whole array would (elementwise work, in the same order),
 so results are bit-identical whatever the thread count. Work handed to `for_each_chunk` must
-never call BLAS: two threaded BLAS calls at once oversubscribe the cores. Large matrix products
-use `for_each_piece` instead (`layerctl.ops.blas`): pieces cut by the caller, each a BLAS call on
-one thread.
+never call BLAS with its own threads: two threaded BLAS calls at once oversubscribe the cores.
+Large matrix products use `for_each_piece` instead (`layerctl.ops.blas`): pieces cut by the
+caller, each a BLAS call on one thread; `layerctl.inference` runs whole sub-batches here, each
+limiting its thread's BLAS to one thread with `layerctl.runtime.thread_blas`.
 """
 
 from __future__ import annotations
