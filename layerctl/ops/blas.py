@@ -32,14 +32,17 @@ import numpy as np
 
 from layerctl.ops.parallel import for_each_piece
 
-# A product of fewer floating-point operations (2·m·k·n) than this is one BLAS call: on this
-# machine it takes under ~150 µs on one core, and a hand-off to another thread 40-90 µs.
-MIN_SPLIT_FLOPS = 16_000_000
-# Each piece of a cut product does about this much work (~40 µs), so a thread whose core is
+# A product of fewer floating-point operations (2·m·k·n) than this is one BLAS call: cut, it
+# would make fewer than two pieces of `PIECE_FLOPS` (it takes under ~300 µs on one core here,
+# and a hand-off to another thread 40-90 µs).
+MIN_SPLIT_FLOPS = 32_000_000
+# Each piece of a cut product does about this much work (~150 µs), so a thread whose core is
 # taken holds back at most that much, and is at most `MAX_PIECES`: BLAS's packing of the shared
-# operand is repeated per piece.
-PIECE_FLOPS = 4_000_000
-MAX_PIECES = 16
+# operand is repeated per piece, and narrow pieces run BLAS's kernels below their best. (On an
+# idle machine, 4 MFLOP pieces, at most 16, made the benchmark MLP's epoch 2.47 s; 16 MFLOP, at
+# most 8, 2.18 s; OpenBLAS's own two threads 1.99 s.)
+PIECE_FLOPS = 16_000_000
+MAX_PIECES = 8
 # Pieces start at multiples of this many rows or columns: whole register tiles of the kernels.
 PIECE_ALIGN = 16
 
