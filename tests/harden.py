@@ -4,6 +4,7 @@ subprocess and check that a refusal is one line on stderr, the right exit code, 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,13 @@ train:
   epochs: 3
   seed: 1
 """
+
+
+def default_sigint() -> None:
+    """A `preexec_fn` giving the child Ctrl-C's default meaning. A shell starts a background job
+    with SIGINT ignored, its children inherit that, and Python then leaves it ignored: a suite
+    run with `&` would send its Ctrl-C into nothing and wait for a hang."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def env() -> dict[str, str]:

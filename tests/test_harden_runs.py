@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from harden import HANG, assert_refused, env, layerctl, snapshot, tiny_project
+from harden import HANG, assert_refused, default_sigint, env, layerctl, snapshot, tiny_project
 
 from layerctl.training.runs import LOCK_NAME, RUN_FILES, RunFolder, RunFolderError
 
@@ -24,7 +24,7 @@ def test_second_train_on_a_held_folder_names_the_holder(tmp_path):
     spec = tiny_project(tmp_path)
     first = subprocess.Popen([sys.executable, "-m", "layerctl", "train", spec, "--out", "run",
                               "--epochs", "1000000", "-q"], cwd=tmp_path, env=env(),
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         lock = tmp_path / "run" / LOCK_NAME
         # a hang detector bounded by polls, not a speed test: HANG seconds of 0.05 s sleeps

@@ -21,7 +21,7 @@ import zipfile
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from harden import HANG, assert_refused, env, layerctl, tiny_project
+from harden import HANG, assert_refused, default_sigint, env, layerctl, tiny_project
 
 from layerctl.cli import cli
 
@@ -195,7 +195,7 @@ def test_ctrl_c_during_start_up_exits_130_without_traceback(tmp_path, delay):
     spec = tiny_project(tmp_path)
     process = subprocess.Popen([sys.executable, "-m", "layerctl", "train", spec, "--out", "run",
                                 "--epochs", "100000", "-q"], cwd=tmp_path, env=env(),
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         time.sleep(delay)
         process.send_signal(signal.SIGINT)
@@ -229,10 +229,13 @@ def test_ctrl_c_while_pydantic_builds_its_validator_is_an_interrupt(monkeypatch)
         return validated[-1]
 
     monkeypatch.setattr(spec_module.ModelSpec, "model_validate", interrupted_validate)
+    # Ctrl-C's default meaning here too (a suite started in the background has it ignored)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     with pytest.raises(KeyboardInterrupt):
         spec_module.parse_spec("input_shape: [3]\nlayers:\n  - {type: Dense, units: 2}\n", "m.yaml")
     assert len(validated) == 1 and validated[0].layers[0].units == 2
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_ctrl_c_wrapped_by_python_while_a_class_is_created_is_an_interrupt(monkeypatch):

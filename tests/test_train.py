@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from harden import default_sigint
 
 from layerctl.cli import cli
 from layerctl.data import Dataset
@@ -203,7 +204,7 @@ def test_sigint_saves_checkpoint_and_resume_is_exact(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run(exe + ["--out", "straight"], cwd=tmp_path, check=True, env=env)
     process = subprocess.Popen(exe + ["--out", "cut"], cwd=tmp_path, env=env,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.time() + 60
     while not (tmp_path / "cut" / "checkpoint.npz").exists() and time.time() < deadline:
         time.sleep(0.05)
