@@ -372,3 +372,16 @@ def test_a_nested_model_called_twice_is_refused_by_name(tmp_path):
     with pytest.raises(ImportError_, match="`shared_block`: a nested model called twice"):
         import_json(tmp_path, model.to_json())
 
+
+@pytest.mark.oracle
+def test_a_call_argument_layerctl_does_not_take_is_refused_by_name(tmp_path):
+    from keras_bridge import keras
+
+    layers = keras.layers
+    x, h, c = keras.Input((4, 3)), keras.Input((2,)), keras.Input((2,))
+    bidirectional = layers.Bidirectional(layers.LSTM(2), name="bi")
+    model = keras.Model([x, h, c], bidirectional(x, initial_state=[h, c, h, c]))
+    with pytest.raises(ImportError_, match=r"`bi`: call arguments \(initial_state\) are not "
+                                           r"read: layerctl's Bidirectional takes"):
+        import_json(tmp_path, model.to_json())
+

@@ -215,6 +215,7 @@ def _functional(config: dict, model: ImportedModel, nested: bool = False) -> Non
                 raise Unsupported(f"layer `{key[0]}`: called again with other call options "
                                   "(an `apply:` shares its layer's)")
             node = Node({"apply": None}, None, [], [], None, kind="apply", owner=first[key[0]])
+        _check_call_arguments(first[key[0]] if k else node, call, key[0])
         node.inputs, node.roles, node.listed = wired, call.roles, call.listed
         placed[key] = node
         wiring.add(node)
@@ -596,6 +597,19 @@ def _node(layer: dict, where: str, options: dict | None = None) -> Node:
     node.keras1 = translated.keras1
     node.keras_name = name
     return node
+
+
+def _check_call_arguments(node: Node, call: CallSite, where: str) -> None:
+    """Tensors passed by a call argument the layerctl layer does not take (Bidirectional's
+    `initial_state`) are refused here, by name, rather than in the spec written."""
+    if node.kind != "layer":
+        return
+    arguments = LAYER_TYPES[node.args["type"]].call_arguments
+    unread = sorted({r for r in call.roles if r is not None} - set(arguments))
+    if unread:
+        raise Unsupported(f"layer `{where}`: call arguments ({', '.join(unread)}) are not "
+                          f"read: layerctl's {node.args['type']} takes "
+                          + (", ".join(arguments) if arguments else "its inputs by position"))
 
 
 def _attention_defaults(kwargs: dict, build: Any) -> None:
