@@ -66,7 +66,7 @@ class Wiring:
         if drop_default_names:
             wanted = self._names()
             for node in self.nodes:
-                if node.name and node.kind == "layer":
+                if node.name and node.kind in ("layer", "block"):
                     written, node.name = node.name, None
                     if self._names() != wanted:
                         node.name = written
