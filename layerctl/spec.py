@@ -329,9 +329,7 @@ def _fields_at(path: tuple, data: Any) -> tuple[str, list[str]]:
     node = data
     for part in path:
         node = node[part] if isinstance(node, dict | list) else None
-    # a layer mapping: a model's or block's layer, or a wrapper's `layer:` / `backward_layer:`
-    if isinstance(node, dict) and (_is_layer(path) or path[-1:] in (("layer",),
-                                                                     ("backward_layer",))):
+    if isinstance(node, dict) and _is_layer(path):
         cls = layer_class(node)
         if cls is not None:
             return cls.keras_class, [f for f in cls.model_fields if f != "type"]
@@ -416,12 +414,15 @@ def _translate(error: dict, data: Any, marks: Marks) -> Problem:
 
 
 def _is_layer(path: tuple) -> bool:
-    return len(path) == 2 and path[0] == "layers"
+    """Whether `path` names a layer mapping: a model's layer, or a wrapper's `layer:` /
+    `backward_layer:` (any depth)."""
+    return (len(path) == 2 and path[0] == "layers") or path[-1:] in (("layer",),
+                                                                     ("backward_layer",))
 
 
 def _unknown_type(path: tuple, ctx: dict, marks: Marks) -> Problem:
     tag = ctx.get("tag")
-    if _is_layer(path) or path[-1:] in (("layer",), ("backward_layer",)):  # (a wrapper's)
+    if _is_layer(path):
         return _unknown_layer_type(str(tag), marks.value(path + ("type",)))
     field = next((p for p in reversed(path) if isinstance(p, str)), "value")
     kind = field.rsplit("_", 1)[-1] if "_" in field else field

@@ -280,6 +280,8 @@ def test_positional_arguments_call_options_and_wrapped_layers(call, expected, tm
     ("LSTM(4)(x, training=True)", "call arguments (training) are not read"),
     ("Dense(4)(x, x)", "`Dense` is called on 2 tensors"),
     ("Bidirectional(x)(x)", "wraps a layer object"),
+    ("Bidirectional(LSTM(4))(x, initial_state=[x, x])",
+     "call arguments (initial_state) are not read: layerctl's Bidirectional takes"),
 ])
 def test_call_arguments_that_are_not_read_are_located_errors(call, message, tmp_path):
     path = tmp_path / "model.py"

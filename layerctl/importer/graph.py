@@ -13,9 +13,21 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from layerctl.importer.translate import Unsupported
 from layerctl.importer.writer import Entry
 from layerctl.layers import LAYER_TYPES
 from layerctl.layers.base import keras_snake_case
+
+
+def check_call_arguments(layer_type: str, roles: list[str | None], where: str) -> None:
+    """Tensors passed by a call argument the layerctl layer does not take (Bidirectional's
+    `initial_state`) are refused, by name, rather than in the spec `_mapping` would write."""
+    arguments = LAYER_TYPES[layer_type].call_arguments
+    unread = sorted({r for r in roles if r is not None} - set(arguments))
+    if unread:
+        raise Unsupported(f"{where}: call arguments ({', '.join(unread)}) are not read: "
+                          f"layerctl's {layer_type} takes "
+                          + (", ".join(arguments) if arguments else "its inputs by position"))
 
 
 @dataclass(eq=False)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from layerctl.errors import Location, Problem
-from layerctl.importer.graph import Node, Ref, Wiring
+from layerctl.importer.graph import Node, Ref, Wiring, check_call_arguments
 from layerctl.importer.translate import Param, Unsupported, translate_layer
 from layerctl.importer.writer import Block, Entry, ImportedModel
 from layerctl.layers import LAYER_TYPES
@@ -109,7 +109,8 @@ def _h5_names(layers: list) -> list[str]:
 
 
 def _sequential(layers: list, model: ImportedModel, nested: bool = False) -> None:
-    """A Sequential's layers; `nested`: used as a layer of another model (see `_auto_names`)."""
+    """A Sequential's layers; `nested`: used as a layer of another model (see
+    `_drop_auto_names`)."""
     _layer_list(layers)
     groups = _h5_names([x for x in layers if x["class_name"] != "InputLayer"])
     wiring = Wiring()
@@ -121,10 +122,7 @@ def _sequential(layers: list, model: ImportedModel, nested: bool = False) -> Non
                 raise Unsupported(f"{where}: an InputLayer after the first layer")
             model.input_shape = _input_shape(layer.get("config", {}), where)
             continue
-        node = _nested(layer, where) if layer["class_name"] in MODEL_CLASSES \
-            else _node(layer, where)
-        if layer["class_name"] in MODEL_CLASSES:
-            node.name = layer.get("config", {}).get("name")
+        node = _node(layer, where)
         node.group = groups[len(wiring.nodes)]
         keras1 = keras1 or node.keras1
         if wiring.nodes:
@@ -176,9 +174,7 @@ def _functional(config: dict, model: ImportedModel, nested: bool = False) -> Non
         return ref[0], ref[1]
     order = {(layers[i].get("name") or layers[i]["config"]["name"], k): (i, k, layer, call)
              for i, k, layer, call in calls}
-    listed = config.get("input_layers") or []
-    if listed and not isinstance(listed[0], list):
-        listed = [listed]  # Keras 3 writes one input as a bare [name, 0, 0]
+    listed = _tensor_list(config.get("input_layers"))
     input_names = [entry[0] for entry in listed]
     for name in input_names:
         if name not in inputs:
@@ -200,8 +196,7 @@ def _functional(config: dict, model: ImportedModel, nested: bool = False) -> Non
         wired = [Ref(input=r[0]) if r[0] in inputs else Ref(placed[call_of(r)], r[2])
                  for r in call.refs]
         if k == 0:
-            node = _nested(layer, key[0]) if layer["class_name"] in MODEL_CLASSES \
-                else _node(layer, key[0], call.options)
+            node = _node(layer, key[0], call.options)
             node.name = key[0]
             node.group = groups[i]
             keras1 = keras1 or node.keras1
@@ -215,7 +210,9 @@ def _functional(config: dict, model: ImportedModel, nested: bool = False) -> Non
                 raise Unsupported(f"layer `{key[0]}`: called again with other call options "
                                   "(an `apply:` shares its layer's)")
             node = Node({"apply": None}, None, [], [], None, kind="apply", owner=first[key[0]])
-        _check_call_arguments(first[key[0]] if k else node, call, key[0])
+        owner = first[key[0]] if k else node
+        if owner.kind == "layer":
+            check_call_arguments(owner.args["type"], call.roles, f"layer `{key[0]}`")
         node.inputs, node.roles, node.listed = wired, call.roles, call.listed
         placed[key] = node
         wiring.add(node)
@@ -229,9 +226,7 @@ def _functional(config: dict, model: ImportedModel, nested: bool = False) -> Non
         wiring.input_names = ["input"]
     else:
         model.inputs = specs
-    outs = config.get("output_layers") or []
-    if outs and not isinstance(outs[0], list):
-        outs = [outs]
+    outs = _tensor_list(config.get("output_layers"))
     if nested:
         _drop_auto_names(wiring.nodes)
     _group_blocks(wiring.nodes, model)
@@ -279,7 +274,8 @@ def _nested(layer: dict, where: str) -> Node:
         refs = entry.args.get("inputs")
         if isinstance(refs, list):
             entry.args["inputs"] = ["x" if r == "input" else r for r in refs]
-    node = Node({"block": None}, None, [], [], None, kind="block")
+    name = config.get("name") if isinstance(config, dict) else None  # the instance's
+    node = Node({"block": None}, name, [], [], None, kind="block")
     node.instance = Block({}, inputs, inner.layers, inner.outputs[0] if inner.outputs else None)
     node.inner_groups = inner.weight_groups
     return node
@@ -300,9 +296,7 @@ def _drop_auto_names(nodes: list[Node]) -> None:
 def _canonical_inputs(config: dict) -> tuple[dict, list[str]]:
     """The nested config with its inputs renamed `x` / `x1`, `x2`, ... (their names in Keras
     are the instance's own, `res1_0`), so that instances of one block read alike."""
-    listed = config.get("input_layers") or []
-    if listed and not isinstance(listed[0], list):
-        listed = [listed]
+    listed = _tensor_list(config.get("input_layers"))
     names = [entry[0] for entry in listed]
     canonical = ["x"] if len(names) == 1 else [f"x{i + 1}" for i in range(len(names))]
     rename = dict(zip(names, canonical, strict=True))
@@ -389,6 +383,13 @@ def _weight_groups(nodes: list[Node], names: dict[Node, str]) -> dict[str, str]:
         elif node.kind == "layer":
             out[names[node]] = node.group
     return out
+
+
+def _tensor_list(value: Any) -> list:
+    """A config's `input_layers` / `output_layers` as a list of [layer, node, tensor]: Keras 3
+    writes a single one bare, as [name, 0, 0]."""
+    value = value or []
+    return [value] if value and not isinstance(value[0], list) else value
 
 
 def _mask_ops(layers: list) -> set[str]:
@@ -534,8 +535,11 @@ def value(raw: Any, where: str) -> Any:
 
 def _node(layer: dict, where: str, options: dict | None = None) -> Node:
     """The spec entry of one layer config; `options`: the call options of its first call
-    (`use_causal_mask`), which are layer keys in a spec."""
+    (`use_causal_mask`), which are layer keys in a spec. A model used as a layer is a block
+    instance (`_nested`)."""
     class_name = layer["class_name"]
+    if class_name in MODEL_CLASSES:
+        return _nested(layer, where)
     config = dict(layer.get("config") or {})
     if class_name == "Merge":
         mode = config.pop("mode", "sum")
@@ -599,19 +603,6 @@ def _node(layer: dict, where: str, options: dict | None = None) -> Node:
     return node
 
 
-def _check_call_arguments(node: Node, call: CallSite, where: str) -> None:
-    """Tensors passed by a call argument the layerctl layer does not take (Bidirectional's
-    `initial_state`) are refused here, by name, rather than in the spec written."""
-    if node.kind != "layer":
-        return
-    arguments = LAYER_TYPES[node.args["type"]].call_arguments
-    unread = sorted({r for r in call.roles if r is not None} - set(arguments))
-    if unread:
-        raise Unsupported(f"layer `{where}`: call arguments ({', '.join(unread)}) are not "
-                          f"read: layerctl's {node.args['type']} takes "
-                          + (", ".join(arguments) if arguments else "its inputs by position"))
-
-
 def _attention_defaults(kwargs: dict, build: Any) -> None:
     """Keras writes MultiHeadAttention's resolved defaults (value_dim = key_dim, the attention
     axes of the built query's rank); the spec leaves them out, as the source did."""
@@ -628,6 +619,8 @@ def _inner(wrapper: str, key: str, raw: dict, where: str) -> dict:
     """A wrapper's `layer` / `backward_layer` config as a spec mapping. Keras renames the
     wrapped layer `forward_<name>` / `backward_<name>` (Bidirectional); the mapping keeps
     `<name>` only when it is not the default, its type in snake case."""
+    if raw["class_name"] in MODEL_CLASSES:
+        raise Unsupported(f"{where} `{key}`: a wrapped model is not read yet")
     node = _node(raw, f"{where} `{key}`")
     entry = {**node.args}
     name = node.keras_name or ""

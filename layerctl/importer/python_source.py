@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from layerctl.errors import Location, Problem
-from layerctl.importer.graph import Node, Ref, Wiring
+from layerctl.importer.graph import Node, Ref, Wiring, check_call_arguments
 from layerctl.importer.translate import (
     CLASS_RENAMES,
     CONSTRAINTS,
@@ -477,14 +477,14 @@ class Reader:
             raise Unsupported(f"`{self.source(node.func)}` is not a layer")
         if not node.args or any(isinstance(a, ast.Starred) for a in node.args):
             raise Unsupported("a layer is called on one tensor or one list of tensors")
+        kind = layer.args["type"]
         positional = [self.tensor_argument(a) for a in node.args]
         if len(positional) == 1:
             refs = self.tensor_refs(positional[0], node.args[0])
         else:  # one tensor per call argument (query, value)
-            arguments = LAYER_TYPES[self.layer_type(layer)].call_arguments
-            if len(positional) > len(arguments):
-                raise Unsupported(f"`{self.layer_type(layer)}` is called on {len(positional)} "
-                                  "tensors; it takes one tensor or one list of tensors")
+            if len(positional) > len(LAYER_TYPES[kind].call_arguments):
+                raise Unsupported(f"`{kind}` is called on {len(positional)} tensors; it takes "
+                                  "one tensor or one list of tensors")
             refs = [self.tensor_refs(v if isinstance(v, Tensor) else None, a)[0]
                     for v, a in zip(positional, node.args, strict=True)]
         roles: list[str | None] = [None] * len(refs)
@@ -505,16 +505,12 @@ class Reader:
                 roles += [keyword.arg] * len(found)
             elif keyword.arg == "training" and value in (None, False):
                 continue
-            elif keyword.arg in getattr(LAYER_TYPES[self.layer_type(layer)],
-                                        "keras_call_options", ()):
+            elif keyword.arg in getattr(LAYER_TYPES[kind], "keras_call_options", ()):
                 options[keyword.arg] = value
             else:
                 raise Unsupported(f"call arguments ({keyword.arg}) are not read")
+        check_call_arguments(kind, roles, f"`{kind}`")
         return self.connect(layer, refs, node, roles, listed, options)
-
-    @staticmethod
-    def layer_type(layer: LayerObj) -> str:
-        return layer.args["type"]
 
     def tensor_argument(self, arg: ast.expr) -> Any:
         if isinstance(arg, ast.Name) and isinstance(self.env.get(arg.id), BlockParam):
