@@ -53,12 +53,11 @@ from layerctl.layers.normalization.batch_normalization import BatchNormalization
 from layerctl.layers.pooling import _MaxPooling
 from layerctl.layers.regularization import _NoiseLayer
 from layerctl.layers.reshaping import Flatten, Reshape
-from layerctl.ops.blas import matmul
+from layerctl.ops.blas import can_set_thread_blas, matmul, thread_blas
 from layerctl.ops.conv import TAP_MAJOR_CHANNELS
 from layerctl.ops.parallel import MIN_PARALLEL_BYTES, for_each_chunk, thread_count
 from layerctl.ops.windows import Geometry
 from layerctl.plan import Node
-from layerctl.runtime import can_set_thread_blas, thread_blas
 
 # im2col columns laid out per matmul: a few samples' worth, well inside a core's L2 cache.
 COLUMN_BYTES = 2 << 20

@@ -51,10 +51,12 @@ _SYMBOL_SUFFIXES = ("64_", "")
 
 
 class _OpenBlas:
-    """OpenBLAS's thread-count calls, found in the copy this process loaded (numpy's)."""
+    """OpenBLAS's thread-count calls, found in the copy this process loaded (numpy's).
+    `set_local` (OpenBLAS >= 0.3.27, as NumPy's wheels bundle) sets the count for the calling
+    thread only and returns the previous one; None when the library lacks it."""
 
-    def __init__(self, set_threads, get_threads) -> None:
-        self.set_threads, self.get_threads = set_threads, get_threads
+    def __init__(self, set_threads, get_threads, set_local=None) -> None:
+        self.set_threads, self.get_threads, self.set_local = set_threads, get_threads, set_local
         self.configured = max(int(get_threads()), 1)   # read once, before layerctl changes it
 
 
@@ -108,13 +110,39 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         return out
 
 
+def can_set_thread_blas() -> bool:
+    """Whether `thread_blas` can limit BLAS for one calling thread."""
+    library = _library()
+    return library is not None and library.set_local is not None
+
+
+@contextlib.contextmanager
+def thread_blas(threads: int):
+    """`with thread_blas(1):` the BLAS calls this thread makes use `threads` threads; other
+    threads' calls keep theirs. A no-op without `can_set_thread_blas()`."""
+    library = _library()
+    if library is None or library.set_local is None:
+        yield
+        return
+    previous = library.set_local(threads)
+    try:
+        yield
+    finally:
+        library.set_local(previous)
+
+
 @contextlib.contextmanager
 def _one_blas_thread():
-    """BLAS's thread count is process-wide: one for layerctl's product, then back to what it
-    was, so that other NumPy code (the user's too) sees BLAS as configured."""
+    """One BLAS thread for layerctl's product, then back to what it was, so that other NumPy
+    code (the user's too) sees BLAS as configured: for this thread alone where OpenBLAS can
+    (`thread_blas`), else process-wide (racy if other threads multiply meanwhile)."""
     library = _library()
     if library is None or library.configured == 1:
         yield
+        return
+    if library.set_local is not None:
+        with thread_blas(1):
+            yield
         return
     library.set_threads(1)
     try:
@@ -159,5 +187,8 @@ def _thread_functions(library: ctypes.CDLL):
                 continue
             set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
             get_threads.argtypes, get_threads.restype = [], ctypes.c_int
-            return set_threads, get_threads
+            set_local = getattr(library, "openblas_set_num_threads_local", None)
+            if set_local is not None:
+                set_local.argtypes, set_local.restype = [ctypes.c_int], ctypes.c_int
+            return set_threads, get_threads, set_local
     return None
