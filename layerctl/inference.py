@@ -53,7 +53,7 @@ from layerctl.layers.normalization.batch_normalization import BatchNormalization
 from layerctl.layers.pooling import _MaxPooling
 from layerctl.layers.regularization import _NoiseLayer
 from layerctl.layers.reshaping import Flatten, Reshape
-from layerctl.ops.blas import can_set_thread_blas, matmul, thread_blas
+from layerctl.ops.blas import can_limit_blas, matmul, one_blas_thread
 from layerctl.ops.conv import TAP_MAJOR_CHANNELS
 from layerctl.ops.parallel import MIN_PARALLEL_BYTES, for_each_chunk, thread_count
 from layerctl.ops.windows import Geometry
@@ -104,14 +104,14 @@ class Predictor:
                    for ref in self.crossing}
 
         def run_sub_batches(indices: slice) -> None:
-            with thread_blas(1):   # every thread runs a sub-batch of its own: no hand-offs
+            with one_blas_thread():   # every thread runs a sub-batch of its own: no hand-offs
                 for start in starts[indices]:
                     part = {name: value[start:start + rows] for name, value in inputs.items()}
                     values = self._run(self.prefix, part)
                     for ref in self.crossing:
                         results[ref][start:start + rows] = values[ref]
 
-        threaded = can_set_thread_blas() and thread_count() > 1
+        threaded = can_limit_blas() and thread_count() > 1
         for_each_chunk(run_sub_batches, len(starts), MIN_PARALLEL_BYTES if threaded else 0)
         return results
 

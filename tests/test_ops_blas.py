@@ -141,3 +141,26 @@ def test_the_command_line_gives_openblas_one_thread_unless_the_user_chose(
         monkeypatch.setenv(name, value)
     runtime.configure_blas()
     assert os.environ.get("OPENBLAS_NUM_THREADS") == expected
+
+
+def test_one_blas_thread_holds_while_any_thread_is_inside():
+    """BLAS's thread count is process-wide (even OpenBLAS's "local" setter, measured): the
+    last thread out restores it, not the first."""
+    library = blas._library()
+    if library is None or library.configured == 1:
+        pytest.skip("needs an OpenBLAS configured with several threads")
+    inside, leave = threading.Event(), threading.Event()
+
+    def other():
+        with blas.one_blas_thread():
+            inside.set()
+            leave.wait(timeout=60)
+
+    worker = threading.Thread(target=other)
+    with blas.one_blas_thread():
+        worker.start()
+        inside.wait(timeout=60)
+    assert library.get_threads() == 1   # the other thread is still inside
+    leave.set()
+    worker.join(timeout=60)
+    assert library.get_threads() == library.configured

@@ -51,13 +51,14 @@ _SYMBOL_SUFFIXES = ("64_", "")
 
 
 class _OpenBlas:
-    """OpenBLAS's thread-count calls, found in the copy this process loaded (numpy's).
-    `set_local` (OpenBLAS >= 0.3.27, as NumPy's wheels bundle) sets the count for the calling
-    thread only and returns the previous one; None when the library lacks it."""
+    """OpenBLAS's thread-count calls, found in the copy this process loaded (numpy's). The
+    count is process-wide (NumPy's bundled OpenBLAS's `openblas_set_num_threads_local` changes
+    it for every thread too, measured), so `one_blas_thread` counts its users."""
 
-    def __init__(self, set_threads, get_threads, set_local=None) -> None:
-        self.set_threads, self.get_threads, self.set_local = set_threads, get_threads, set_local
+    def __init__(self, set_threads, get_threads) -> None:
+        self.set_threads, self.get_threads = set_threads, get_threads
         self.configured = max(int(get_threads()), 1)   # read once, before layerctl changes it
+        self.users = 0   # threads inside `one_blas_thread`, under `_lock`
 
 
 _openblas: _OpenBlas | None = None
@@ -87,7 +88,7 @@ def piece_bounds(extent: int, flops: int) -> list[tuple[int, int]]:
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """np.matmul(a, b, out=out) with BLAS on one thread, a large product cut into pieces that
     layerctl's threads share (see the module's docstring)."""
-    with _one_blas_thread():
+    with one_blas_thread():
         if a.ndim < 2 or b.ndim < 2:
             return np.matmul(a, b, out=out)
         by_rows = a.shape[-2] >= b.shape[-1]
@@ -110,45 +111,32 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         return out
 
 
-def can_set_thread_blas() -> bool:
-    """Whether `thread_blas` can limit BLAS for one calling thread."""
-    library = _library()
-    return library is not None and library.set_local is not None
+def can_limit_blas() -> bool:
+    """Whether `one_blas_thread` can keep BLAS to one thread (an OpenBLAS was found)."""
+    return _library() is not None
 
 
 @contextlib.contextmanager
-def thread_blas(threads: int):
-    """`with thread_blas(1):` the BLAS calls this thread makes use `threads` threads; other
-    threads' calls keep theirs. A no-op without `can_set_thread_blas()`."""
-    library = _library()
-    if library is None or library.set_local is None:
-        yield
-        return
-    previous = library.set_local(threads)
-    try:
-        yield
-    finally:
-        library.set_local(previous)
-
-
-@contextlib.contextmanager
-def _one_blas_thread():
-    """One BLAS thread for layerctl's product, then back to what it was, so that other NumPy
-    code (the user's too) sees BLAS as configured: for this thread alone where OpenBLAS can
-    (`thread_blas`), else process-wide (racy if other threads multiply meanwhile)."""
+def one_blas_thread():
+    """BLAS on one thread inside the block, then back to what it was, so that other NumPy code
+    (the user's too) sees BLAS as configured. Threads inside at once share one setting: the
+    first in sets it, the last out restores it. A no-op when BLAS has one thread anyway (as the
+    `layerctl` command configures it) or no OpenBLAS is found."""
     library = _library()
     if library is None or library.configured == 1:
         yield
         return
-    if library.set_local is not None:
-        with thread_blas(1):
-            yield
-        return
-    library.set_threads(1)
+    with _lock:
+        library.users += 1
+        if library.users == 1:
+            library.set_threads(1)
     try:
         yield
     finally:
-        library.set_threads(library.configured)
+        with _lock:
+            library.users -= 1
+            if library.users == 0:
+                library.set_threads(library.configured)
 
 
 def _library() -> _OpenBlas | None:
@@ -187,8 +175,5 @@ def _thread_functions(library: ctypes.CDLL):
                 continue
             set_threads.argtypes, set_threads.restype = [ctypes.c_int], None
             get_threads.argtypes, get_threads.restype = [], ctypes.c_int
-            set_local = getattr(library, "openblas_set_num_threads_local", None)
-            if set_local is not None:
-                set_local.argtypes, set_local.restype = [ctypes.c_int], ctypes.c_int
-            return set_threads, get_threads, set_local
+            return set_threads, get_threads
     return None

@@ -12,7 +12,7 @@ so results are bit-identical whatever the thread count. Work handed to `for_each
 never call BLAS with its own threads: two threaded BLAS calls at once oversubscribe the cores.
 Large matrix products use `for_each_piece` instead (`layerctl.ops.blas`): pieces cut by the
 caller, each a BLAS call on one thread; `layerctl.inference` runs whole sub-batches here, each
-limiting its thread's BLAS to one thread with `layerctl.ops.blas.thread_blas`.
+with BLAS on one thread (`layerctl.ops.blas.one_blas_thread`).
 """
 
 from __future__ import annotations
