@@ -47,6 +47,8 @@ SHAPES = [
     ((128, 784), (784, 512)),            # cut by rows
     ((32, 6400), (4, 6400, 128)),        # a stack, cut by columns (a wide product)
     ((2, 3136, 288), (2, 288, 64)),      # grouped convolution: a stack cut by rows
+    ((32, 4, 64, 32), (32, 4, 32, 64)),  # attention's heads: small products, the stack cut
+    ((32, 64, 128), (128, 512)),         # Dense on a sequence: one (2048, 128) product
     ((784, 128), (128, 512)),
     ((64, 128), (128, 256)),             # below the threshold: one call
     ((300,), (300, 64)),                 # a vector: one call
@@ -66,6 +68,35 @@ def test_matmul_matches_numpy_and_any_thread_count_bit_for_bit(monkeypatch, a_sh
     assert results[0].dtype == expected.dtype and results[0].shape == expected.shape
     np.testing.assert_allclose(results[0], expected, rtol=1e-5, atol=1e-4)
     np.testing.assert_array_equal(results[1], results[0], strict=True)
+
+
+@pytest.mark.parametrize("count", [1, 2, 7, 32, 1000])
+@pytest.mark.parametrize("flops", [blas.MIN_SPLIT_FLOPS - 1, blas.MIN_SPLIT_FLOPS, 10**10])
+def test_a_stack_is_cut_into_whole_products_covering_it_once(count, flops):
+    bounds = blas.stack_bounds(count, flops)
+    assert bounds[0][0] == 0 and bounds[-1][1] == count
+    assert all(stop == start for (_, stop), (start, _) in zip(bounds[:-1], bounds[1:], strict=True))
+    assert all(stop > start for start, stop in bounds)
+    assert len(bounds) <= blas.MAX_PIECES
+    assert (len(bounds) == 1) == (flops < blas.MIN_SPLIT_FLOPS or count == 1)
+
+
+def test_a_sequence_times_a_matrix_is_one_product_and_fills_out(monkeypatch):
+    """Dense on (B, T, d) rows: one product of B·T rows, split across threads, not B small
+    products on one; through a transposed (not reshapeable) input and into a given `out`."""
+    monkeypatch.setenv("LAYERCTL_NUM_THREADS", "2")
+    rng = np.random.default_rng(2)
+    b = rng.standard_normal((128, 512)).astype(np.float32)
+    calls = []
+    real = np.matmul
+    monkeypatch.setattr(blas.np, "matmul", lambda x, y, out=None: calls.append(x.shape)
+                        or real(x, y, out=out))
+    a = rng.standard_normal((64, 32, 128)).astype(np.float32).transpose(1, 0, 2)
+    out = np.empty((32, 64, 512), np.float32)
+    assert blas.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(out, real(a, b), rtol=1e-5, atol=1e-4)
+    assert all(len(shape) == 2 for shape in calls) and sum(s[0] for s in calls) == 2048
+    assert len(calls) > 1   # 268 MFLOP: cut into pieces the threads share
 
 
 def test_matmul_writes_into_out_through_views(monkeypatch):

@@ -359,7 +359,7 @@ class MultiHeadAttention(Layer):
         heads_out = matmul(used, v)  # (B, N, T, value_dim)
         joined = heads_out.transpose(0, 2, 1, 3).reshape(batch * steps, -1)
         kernel = weights["attention_output/kernel"]
-        y = joined @ kernel.reshape(heads * self.head_value_dim, -1)
+        y = matmul(joined, kernel.reshape(heads * self.head_value_dim, -1))
         if self.use_bias:
             y += weights["attention_output/bias"].reshape(-1)
         y = y.reshape(batch, steps, *kernel.shape[2:])
@@ -391,7 +391,7 @@ class MultiHeadAttention(Layer):
         for group in self._sharing(named):
             x = named[group[0]]
             batch, steps, features = x.shape
-            y = x.reshape(-1, features) @ self._joined(weights, group, "kernel", features)
+            y = matmul(x.reshape(-1, features), self._joined(weights, group, "kernel", features))
             if self.use_bias:
                 y += self._joined(weights, group, "bias", 1).reshape(-1)
             start = 0
@@ -429,10 +429,10 @@ class MultiHeadAttention(Layer):
         grads: dict[str, np.ndarray] = {}
         kernel = weights["attention_output/kernel"]
         dy_rows = dy.reshape(batch * steps, -1)
-        grads["attention_output/kernel"] = (joined.T @ dy_rows).reshape(kernel.shape)
+        grads["attention_output/kernel"] = matmul(joined.T, dy_rows).reshape(kernel.shape)
         if self.use_bias:
             grads["attention_output/bias"] = dy_rows.sum(axis=0).reshape(kernel.shape[2:])
-        d_heads = (dy_rows @ kernel.reshape(heads * self.head_value_dim, -1).T).reshape(
+        d_heads = matmul(dy_rows, kernel.reshape(heads * self.head_value_dim, -1).T).reshape(
             batch, steps, heads, -1).transpose(0, 2, 1, 3)
         d_v = matmul(used.transpose(0, 1, 3, 2), d_heads)
         d_probabilities = matmul(d_heads, v.transpose(0, 1, 3, 2))
@@ -461,7 +461,7 @@ class MultiHeadAttention(Layer):
             pieces = [d_projected[name].transpose(0, 2, 1, 3).reshape(x.shape[0] * x.shape[1], -1)
                       for name in group]
             d_rows = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
-            d_kernel = x.reshape(-1, features).T @ d_rows
+            d_kernel = matmul(x.reshape(-1, features).T, d_rows)
             d_bias = d_rows.sum(axis=0) if self.use_bias else None
             start = 0
             for name, piece in zip(group, pieces, strict=True):
@@ -473,6 +473,6 @@ class MultiHeadAttention(Layer):
                 start = stop
             taker = next(role for role in ("query", "value", "key")
                          if role in group and role in roles)
-            dxs[taker] = (d_rows @ self._joined(weights, group, "kernel", features).T).reshape(
+            dxs[taker] = matmul(d_rows, self._joined(weights, group, "kernel", features).T).reshape(
                 x.shape)
         return dxs

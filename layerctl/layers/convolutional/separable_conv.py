@@ -18,6 +18,7 @@ from layerctl.initializers import Initializer
 from layerctl.layers.base import Shape, WeightSpec
 from layerctl.layers.convolutional.base_conv import positive, strict_int
 from layerctl.layers.convolutional.depthwise_conv import DepthwiseArguments
+from layerctl.ops.blas import matmul
 from layerctl.ops.depthwise import depthwise_backward
 from layerctl.regularizers import Regularizer
 
@@ -52,7 +53,7 @@ class BaseSeparableConv(DepthwiseArguments):
     def forward(self, weights, x, mask, training, rng):
         middle, depthwise_cache = self.depthwise(self.channels_last(x), weights["depthwise_kernel"])
         pointwise = weights["pointwise_kernel"].reshape(-1, self.filters)
-        y, tail = self.finish(weights, middle @ pointwise)
+        y, tail = self.finish(weights, matmul(middle, pointwise))
         return y, (depthwise_cache, middle, tail)
 
     def backward(self, weights, cache, dy, need_dx=True, relu_applied=False):
@@ -60,9 +61,9 @@ class BaseSeparableConv(DepthwiseArguments):
         dz, grads = self.start_backward(tail, dy, relu_applied)
         pointwise = weights["pointwise_kernel"]
         rows = dz.reshape(-1, self.filters)
-        grads["pointwise_kernel"] = (middle.reshape(rows.shape[0], -1).T @ rows).reshape(
+        grads["pointwise_kernel"] = matmul(middle.reshape(rows.shape[0], -1).T, rows).reshape(
             pointwise.shape)
-        d_middle = dz @ pointwise.reshape(-1, self.filters).T
+        d_middle = matmul(dz, pointwise.reshape(-1, self.filters).T)
         dx, grads["depthwise_kernel"] = depthwise_backward(depthwise_cache, d_middle, need_dx)
         return self.input_gradient(dx), grads
 
