@@ -14,6 +14,7 @@ from test_export import check_keras, check_onnx, plan_of
 
 from layerctl.layers import LAYER_TYPES
 from layerctl.layers.recurrent import GRU, LSTM, SimpleRNN
+from layerctl.ops import recurrent as recurrent_ops
 from layerctl.ops.gru import gru_backward, gru_forward
 from layerctl.ops.simple_rnn import simple_rnn_backward, simple_rnn_forward
 
@@ -114,10 +115,51 @@ def _random_case(rng, layer: str, reset_after: bool, options: dict):
     return x, kernel, recurrent, bias
 
 
+@pytest.fixture(params=["whole", "chunked"])
+def step_chunks(request, monkeypatch):
+    """'chunked': every step its own part of the weight and input gradients, each on the pool's
+    thread while the backward loop goes on, as a long sequence runs."""
+    if request.param == "chunked":
+        monkeypatch.setattr(recurrent_ops, "MIN_CHUNKED_FLOPS", 0)
+        monkeypatch.setattr(recurrent_ops, "MAX_CHUNKS", 1000)
+        monkeypatch.setenv("LAYERCTL_NUM_THREADS", "2")
+    return request.param
+
+
+@pytest.mark.parametrize("layer,reset_after", [("gru", True), ("gru", False),
+                                               ("simple_rnn", True)])
+def test_chunked_gradients_are_the_same_for_any_thread_count(layer, reset_after, monkeypatch):
+    """Long sequences cut the weight gradients into parts of steps computed on the pool while
+    the loop goes on: the same bits on one thread or three, the one-part result up to rounding."""
+    options = {"mask": np.random.default_rng(3).random((4, 40)) < 0.8, "return_sequences": True,
+               "dropout": "per_gate"}
+    rng = np.random.default_rng(5)
+    x, kernel, recurrent, bias = _random_case(rng, layer, reset_after, options)
+    x = rng.standard_normal((4, 40, x.shape[-1]))
+    for name in ("input_dropout_mask", "recurrent_dropout_mask"):
+        options[name] = np.broadcast_to(options[name][..., :1, :], (*options[name].shape[:-2], 4,
+                                                                    options[name].shape[-1]))
+    forward, backward = ((gru_forward, gru_backward) if layer == "gru"
+                         else (simple_rnn_forward, simple_rnn_backward))
+    dy = rng.standard_normal((4, 40, recurrent.shape[0]))
+
+    def gradients(threads: str) -> list[np.ndarray]:
+        monkeypatch.setenv("LAYERCTL_NUM_THREADS", threads)
+        y, cache = forward(x, kernel, recurrent, bias, **options)
+        return [y, *(g for g in backward(cache, dy) if g is not None)]
+
+    whole = gradients("1")
+    monkeypatch.setattr(recurrent_ops, "MIN_CHUNKED_FLOPS", 0)
+    one, three = gradients("1"), gradients("3")
+    for a, b, c in zip(one, three, whole, strict=True):
+        np.testing.assert_array_equal(a, b, strict=True)
+        np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("layer,reset_after", [("gru", True), ("gru", False),
                                                ("simple_rnn", True)])
 @pytest.mark.parametrize("case", OPS_CASES)
-def test_ops_gradients_match_central_differences(layer, reset_after, case):
+def test_ops_gradients_match_central_differences(layer, reset_after, case, step_chunks):
     options = dict(OPS_CASES[case])
     rng = np.random.default_rng(sorted(OPS_CASES).index(case))
     x, kernel, recurrent, bias = _random_case(rng, layer, reset_after, options)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from gradcheck import numerical_gradient
 
+from layerctl.ops import recurrent
 from layerctl.ops.lstm import lstm_backward, lstm_forward
 
 T, F = True, False
@@ -199,8 +200,19 @@ GRADIENT_CASES = {
 }  # fmt: skip
 
 
+@pytest.fixture(params=["whole", "chunked"])
+def step_chunks(request, monkeypatch):
+    """'chunked': every step its own part of the weight and input gradients (and of the input
+    projection), each on the pool's thread while the loop goes on, as a long sequence runs."""
+    if request.param == "chunked":
+        monkeypatch.setattr(recurrent, "MIN_CHUNKED_FLOPS", 0)
+        monkeypatch.setattr(recurrent, "MAX_CHUNKS", 1000)
+        monkeypatch.setenv("LAYERCTL_NUM_THREADS", "2")
+    return request.param
+
+
 @pytest.mark.parametrize("case", GRADIENT_CASES)
-def test_gradients_match_central_differences(case: str) -> None:
+def test_gradients_match_central_differences(case: str, step_chunks) -> None:
     options = dict(GRADIENT_CASES[case])
     rng = np.random.default_rng(sorted(GRADIENT_CASES).index(case))
     batch, steps, in_dim, units = 3, 5, 3, 2
@@ -230,6 +242,37 @@ def test_gradients_match_central_differences(case: str) -> None:
     for analytic, array in pairs:
         assert analytic.shape == array.shape
         np.testing.assert_allclose(analytic, numerical_gradient(loss, array), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", ["mask_backwards_sequences", "per_gate_dropout"])
+def test_chunked_gradients_are_the_same_for_any_thread_count(case, monkeypatch) -> None:
+    """Long sequences cut the weight gradients into parts of steps, computed on the pool while
+    the loop goes on; the parts come from the shapes, so one thread or three give the same
+    bits, and the result is the one-part result up to rounding."""
+    options = dict(GRADIENT_CASES[case])
+    rng = np.random.default_rng(7)
+    batch, steps, in_dim, units = 4, 40, 3, 5
+    x = rng.standard_normal((batch, steps, in_dim)).astype(np.float32)
+    kernel, recurrent_kernel, bias = _random_weights(rng, in_dim, units, np.float32)
+    if options.pop("dropout", None):
+        masks = _dropout_masks(rng, batch, in_dim, units, per_gate=True)
+        options.update(input_dropout_mask=masks[0].astype(np.float32),
+                       recurrent_dropout_mask=masks[1].astype(np.float32))
+    options["mask"] = rng.random((batch, steps)) < 0.8
+    dy = rng.standard_normal((batch, steps, units)).astype(np.float32)
+
+    def gradients(threads: str) -> list[np.ndarray]:
+        monkeypatch.setenv("LAYERCTL_NUM_THREADS", threads)
+        y, cache = lstm_forward(x, kernel, recurrent_kernel, bias, **options)
+        return [y, *lstm_backward(cache, dy)]
+
+    whole = gradients("1")
+    monkeypatch.setattr(recurrent, "MIN_CHUNKED_FLOPS", 0)
+    assert len(recurrent.step_chunks(steps, 1)) == recurrent.MAX_CHUNKS
+    one, three = gradients("1"), gradients("3")
+    for a, b, c in zip(one, three, whole, strict=True):
+        np.testing.assert_array_equal(a, b, strict=True)
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-5)
 
 
 def test_backward_does_not_change_the_cache() -> None:

@@ -85,8 +85,9 @@ def test_a_late_thread_leaves_its_slices_to_the_others(split_three_ways, monkeyp
 
             def late():
                 release.wait(timeout=5)
-                function()
-                future.set_result(None)
+                if future.set_running_or_notify_cancel():   # as an executor does
+                    function()
+                    future.set_result(None)
 
             threading.Thread(target=late, daemon=True).start()
             return future
@@ -192,6 +193,83 @@ def test_a_forked_child_starts_its_own_threads(tmp_path):
         "sys.exit(os.waitstatus_to_exitcode(status))\n")
     done = subprocess.run([sys.executable, "-c", probe], timeout=60, cwd=tmp_path)
     assert done.returncode == 0
+
+
+def test_behind_loop_runs_ready_parts_on_the_pool_and_the_rest_here(monkeypatch):
+    monkeypatch.setenv("LAYERCTL_NUM_THREADS", "2")
+    caller = threading.current_thread()
+    ran_on = {}
+
+    def work(index):
+        ran_on[index] = threading.current_thread() is caller
+        return index * 10
+
+    with parallel.BehindLoop(work, 4) as parts:
+        parts.ready(3)
+        parts.ready(2)
+        assert parts.wait(2) == 20
+        results = parts.finish()
+    assert results == [0, 10, 20, 30]   # in index order, whatever order they ran in
+    assert ran_on == {3: False, 2: False, 1: True, 0: True}
+
+
+def test_a_split_does_not_wait_behind_a_part_holding_the_pool(split_three_ways):
+    """The loop's own splits, while the pool runs a `BehindLoop` part, run on this thread and
+    return without waiting for that part."""
+    release = threading.Event()
+    parts = parallel.BehindLoop(lambda index: release.wait(20), 2)
+    for index in range(2):
+        parts.ready(index)   # both pool threads busy until released
+    seen = []
+    parallel.for_each_chunk(seen.append, 9, nbytes=1)
+    assert sorted(s.start for s in seen) == list(range(9))
+    assert not release.is_set()
+    release.set()
+    parts.finish()
+
+
+def test_behind_loop_on_one_thread_runs_each_part_when_ready(monkeypatch):
+    monkeypatch.setenv("LAYERCTL_NUM_THREADS", "1")
+    order = []
+    parts = parallel.BehindLoop(order.append, 3)
+    parts.ready(2)
+    assert order == [2]
+    parts.finish()
+    assert order == [2, 0, 1]
+
+
+def test_behind_loop_raises_a_parts_error_after_every_part_is_done(monkeypatch):
+    monkeypatch.setenv("LAYERCTL_NUM_THREADS", "2")
+    finished = []
+
+    def work(index):
+        if index == 1:
+            raise ValueError("part 1")
+        time.sleep(0.02)
+        finished.append(index)
+
+    parts = parallel.BehindLoop(work, 3)
+    parts.ready(1)
+    parts.ready(2)
+    with pytest.raises(ValueError, match="part 1"):
+        parts.finish()
+    assert sorted(finished) == [0, 2]
+
+
+def test_behind_loop_waits_for_its_parts_when_the_loop_is_interrupted(monkeypatch):
+    """Ctrl-C in the loop: the parts handed out still finish before the error goes on, so
+    nothing writes into the loop's arrays while the caller handles it."""
+    monkeypatch.setenv("LAYERCTL_NUM_THREADS", "2")
+    finished = []
+
+    def work(index):
+        time.sleep(0.05)
+        finished.append(index)
+
+    with pytest.raises(KeyboardInterrupt), parallel.BehindLoop(work, 2) as parts:
+        parts.ready(1)
+        raise KeyboardInterrupt
+    assert finished == [1]
 
 
 @pytest.mark.parametrize("environment, expected", [

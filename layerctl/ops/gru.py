@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from layerctl.ops.blas import matmul
+from layerctl.ops.parallel import BehindLoop
 from layerctl.ops.recurrent import (
     activate,
     activation_grad,
@@ -39,6 +40,8 @@ from layerctl.ops.recurrent import (
     one_step,
     output_grad,
     outputs,
+    step_chunks,
+    sum_in_order,
     time_major,
 )
 
@@ -228,7 +231,22 @@ def gru_backward_states(cache: GRUCache, dy: np.ndarray,
     dh = np.zeros((batch, units), dtype)  # dL/dh_t through later steps (and the final state)
     if final_state_grads is not None:
         dh += final_state_grads[0]
+    in_dim = cache.kernel.shape[1]
+    chunks = step_chunks(steps, 2 * batch * 3 * units * (2 * in_dim + units))   # dW, dx, dU
+    dx = np.empty(cache.inputs.shape[-3:], dtype)   # (T, B, in), processing order
+    parts = BehindLoop(lambda c: _chunk_grads(cache, dgates, dcandidate, chunks[c], dx),
+                       len(chunks))
+    with parts:
+        return _backward_loop(cache, dy_tm, dh, kernel_t, mask_h, mask_zr, dgates, dcandidate,
+                              dx, chunks, parts)
+
+
+def _backward_loop(cache, dy_tm, dh, kernel_t, mask_h, mask_zr, dgates, dcandidate, dx, chunks,
+                   parts):
+    """The backward time loop; the finished chunks' parameter gradients go to `parts`."""
+    steps = dgates.shape[1]
     pre = cache.pre_activations
+    waiting = len(chunks) - 1   # the chunks finish last first: the loop runs back in time
     for t in range(steps - 1, -1, -1):
         total = dh + dy_tm[t]
         keep = None if cache.keep is None else cache.keep[t]
@@ -263,21 +281,28 @@ def gru_backward_states(cache: GRUCache, dy: np.ndarray,
             carried = dh if cache.zero_output_for_mask else total
             through += carried * (1 - keep)
         dh = through + direct
-    return (*_parameter_grads(cache, dgates, dcandidate), (dh,))
+        if waiting > 0 and t == chunks[waiting].start:
+            parts.ready(waiting)
+            waiting -= 1
+    partial = parts.finish()
+    return (*_parameter_grads(cache, dgates, dcandidate, dx, partial), (dh,))
 
 
-def _parameter_grads(cache: GRUCache, dgates: np.ndarray, dcandidate: np.ndarray):
-    """dx, dW, dU and db from the per-step gradients, one batched matmul each, Keras layouts."""
-    _, steps, batch, units = dgates.shape
+def _chunk_grads(cache: GRUCache, dgates: np.ndarray, dcandidate: np.ndarray, steps: slice,
+                 dx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The part of dW and dU (gate blocks) from the steps `steps` of the per-step gradients,
+    with their dL/dx written into dx[steps]: one batched matmul each over those steps' rows."""
+    units = dgates.shape[-1]
     in_dim = cache.kernel.shape[1]
-    flat = dgates.reshape(3, -1, units)  # (3, T·B, u), no copy
-    flat_candidate = dcandidate.reshape(-1, units)
-    inputs = cache.inputs.reshape(*cache.inputs.shape[:-3], -1, in_dim)
+    flat = dgates[:, steps].reshape(3, -1, units)  # (3, steps·B, u), no copy
+    flat_candidate = dcandidate[steps].reshape(-1, units)
+    inputs = cache.inputs[..., steps, :, :]
+    inputs = inputs.reshape(*inputs.shape[:-3], -1, in_dim)
     dkernel = matmul(np.swapaxes(inputs, -1, -2), flat)
-    hidden = cache.hidden[:-1]
+    hidden = cache.hidden[steps]   # h_{t-1} of each step t
     mask = cache.recurrent_dropout_mask
     if mask is not None:
-        hidden = hidden * mask  # (T, B, u) or (3, T, B, u)
+        hidden = hidden * mask  # (steps, B, u) or (3, steps, B, u)
     hidden = hidden.reshape(*hidden.shape[:-3], -1, units)
     hidden_zr = hidden[:2] if hidden.ndim == 3 else hidden
     drecurrent = np.empty_like(cache.recurrent_kernel)
@@ -286,19 +311,31 @@ def _parameter_grads(cache: GRUCache, dgates: np.ndarray, dcandidate: np.ndarray
         hidden_h = hidden[2] if hidden.ndim == 3 else hidden
         matmul(hidden_h.T, flat_candidate, out=drecurrent[2])
     else:
-        matmul(cache.recurrent_candidate.reshape(-1, units).T, flat[2], out=drecurrent[2])
-    dx = matmul(flat, cache.kernel.transpose(0, 2, 1)).reshape(3, steps, batch, in_dim)
+        matmul(cache.recurrent_candidate[steps].reshape(-1, units).T, flat[2],
+               out=drecurrent[2])
+    dx_gates = matmul(flat, cache.kernel.transpose(0, 2, 1)).reshape(3, *dx[steps].shape)
     if cache.input_dropout_mask is not None:
-        dx *= cache.input_dropout_mask
-    dx = dx.sum(axis=0)
+        dx_gates *= cache.input_dropout_mask
+    dx[steps] = dx_gates.sum(axis=0)
+    return dkernel, drecurrent
+
+
+def _parameter_grads(cache: GRUCache, dgates: np.ndarray, dcandidate: np.ndarray,
+                     dx: np.ndarray, partial: list):
+    """dx, dW, dU and db in Keras layouts: dW and dU summed over the chunks' parts in time
+    order, db over the gradients of all steps."""
+    units = dgates.shape[-1]
+    dkernel = sum_in_order(part[0] for part in partial)
+    drecurrent = sum_in_order(part[1] for part in partial)
     if cache.go_backwards:
         dx = dx[::-1]
     dbias = None
     if cache.bias_shape is not None:
+        flat = dgates.reshape(3, -1, units)
         rows = [flat.sum(axis=1)[:, None]]
         if cache.reset_after:
             recurrent_rows = rows[0].copy()  # b'_z, b'_r add where b_z, b_r do
-            recurrent_rows[2] = flat_candidate.sum(axis=0)
+            recurrent_rows[2] = dcandidate.reshape(-1, units).sum(axis=0)
             rows.append(recurrent_rows)
         dbias = np.concatenate([keras_columns(row, _GATES) for row in rows])
         dbias = dbias.reshape(cache.bias_shape)

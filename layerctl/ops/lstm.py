@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from layerctl.ops.blas import matmul
+from layerctl.ops.parallel import BehindLoop
 from layerctl.ops.recurrent import FAST as _FAST
 from layerctl.ops.recurrent import activate as _activate
 from layerctl.ops.recurrent import activation_grad as _activation_grad
@@ -43,6 +44,8 @@ from layerctl.ops.recurrent import (
     dropout_mask,
     output_grad,
     outputs,
+    step_chunks,
+    sum_in_order,
     time_major,
 )
 from layerctl.ops.recurrent import one_step as _one_step
@@ -114,13 +117,28 @@ def lstm_forward(
     scale = np.repeat(np.array([0.5, 0.5, 0.5, 1.0] if halve else [1.0] * 4, dtype), units)
 
     inputs = np.ascontiguousarray(x_tm) if in_mask is None else x_tm * in_mask
-    gates = _input_projection(inputs, kernel * scale)  # x_t·W, (4, T, B, u); becomes the gates
-    if bias is not None:
-        gates += _gate_major(_internal_columns(np.asarray(bias)[None], dtype) * scale)[:, None]
-    states = _forward_loop(
-        gates, recurrent_kernel * scale, rec_mask, keep, activation, recurrent_activation, halve,
-        initial_state,
-    )  # fmt: skip
+    gates = np.empty((4, steps, batch, units), dtype)  # x_t·W + b, then the activated gates
+    gate_rows = gates.reshape(4, steps * batch, units)   # each gate's steps, row after row
+    projection = kernel * scale
+    gate_bias = None if bias is None else _gate_major(
+        _internal_columns(np.asarray(bias)[None], dtype) * scale)[:, None]
+    chunks = step_chunks(steps, 2 * batch * in_dim * 4 * units)
+
+    def project(chunk: int) -> None:
+        part = chunks[chunk]
+        rows = slice(part.start * batch, part.stop * batch)
+        _input_projection(inputs[..., part, :, :], projection, out=gate_rows[:, rows])
+        if gate_bias is not None:
+            gates[:, part] += gate_bias
+
+    with BehindLoop(project, len(chunks)) as ahead:   # the later chunks on another core
+        for chunk in range(1, len(chunks)):
+            ahead.ready(chunk)
+        states = _forward_loop(
+            gates, recurrent_kernel * scale, rec_mask, keep, activation, recurrent_activation,
+            halve, initial_state, (ahead, {part.start: c for c, part in enumerate(chunks)}),
+        )  # fmt: skip
+        ahead.finish()
     cache = LSTMCache(
         inputs, kernel, recurrent_kernel, bias is not None, gates, *states,
         None if keep is None else keep.astype(dtype), in_mask, rec_mask,
@@ -138,9 +156,11 @@ def _forward_loop(
     recurrent_activation: str | None,
     halved: bool,
     initial_state: tuple[np.ndarray, np.ndarray] | None = None,
+    projection: tuple[BehindLoop, dict[int, int]] | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """The time loop. gates (4, T, B, u) holds x_t·W + b, is completed with h_{t-1}·U and
-    activated in place.
+    activated in place. With `projection` (the parts computing x_t·W + b, and the chunk that
+    starts at each step) the loop waits for each chunk before its first step.
 
     Returns (pre-activations or None, carried c, candidate c or None, φ(candidate c), carried h).
     """
@@ -157,6 +177,8 @@ def _forward_loop(
         hidden[0], cell[0] = initial_state
     dropout_mask = _one_step(dropout_mask)
     for t in range(steps):
+        if projection is not None and t in projection[1]:
+            projection[0].wait(projection[1][t])
         z = gates[:, t]
         if t or initial_state is not None:  # a zero h_0 contributes nothing
             _times_recurrent(hidden[t], recurrent_kernel, dropout_mask, out=recurrent)
@@ -225,12 +247,22 @@ def lstm_backward_states(
     if final_state_grads is not None:
         dh += final_state_grads[0]
         dc += final_state_grads[1]
-    for t in range(steps - 1, -1, -1):
-        passed, dc = _backward_step(cache, t, dh, dc, dy_tm[t], scratch, dgates[t])
-        dh = _times_recurrent_t(dgates[t], kernel_t, mask)
-        if passed is not None:
-            dh += passed
-    return (*_parameter_grads(cache, dgates), (dh, dc))
+    in_dim = cache.kernel.shape[0]
+    chunks = step_chunks(steps, 2 * batch * 4 * units * (2 * in_dim + units))   # dW, dx, dU
+    dx = np.empty(cache.inputs.shape[-3:], dtype)   # (T, B, in), processing order
+    parts = BehindLoop(lambda c: _chunk_grads(cache, dgates, chunks[c], dx), len(chunks))
+    with parts:
+        waiting = len(chunks) - 1   # the chunks finish last first: the loop runs back in time
+        for t in range(steps - 1, -1, -1):
+            passed, dc = _backward_step(cache, t, dh, dc, dy_tm[t], scratch, dgates[t])
+            dh = _times_recurrent_t(dgates[t], kernel_t, mask)
+            if passed is not None:
+                dh += passed
+            if waiting > 0 and t == chunks[waiting].start:
+                parts.ready(waiting)
+                waiting -= 1
+        partial = parts.finish()
+    return (*_parameter_grads(cache, dgates, dx, partial), (dh, dc))
 
 
 def _times_recurrent_t(
@@ -280,34 +312,42 @@ def _backward_step(
     return carried * dropped, dc_prev
 
 
-def _parameter_grads(
-    cache: LSTMCache, dgates: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """dx, dW, dU and db from dL/dz of all steps (T, B, 4u), one matmul each, Keras layouts."""
-    steps, batch, _ = dgates.shape
-    flat = dgates.reshape(steps * batch, -1)  # (T·B, 4u), no copy
-    dkernel = _columns_grad(cache.inputs, flat)
-    hidden = cache.hidden[:-1]
+def _chunk_grads(cache: LSTMCache, dgates: np.ndarray, steps: slice, dx: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The part of dW and dU (internal column order) from the steps `steps` of dL/dz, with
+    their dL/dx written into dx[steps]: one matmul each over those steps' rows."""
+    flat = dgates[steps].reshape(-1, dgates.shape[-1])   # (steps·B, 4u), no copy
+    dkernel = _columns_grad(cache.inputs[..., steps, :, :], flat)
+    hidden = cache.hidden[steps]   # h_{t-1} of each step t
     if cache.recurrent_dropout_mask is not None:
         hidden = hidden * cache.recurrent_dropout_mask
     drecurrent = _columns_grad(hidden, flat)
-    dx = _input_grad(flat, cache.kernel, cache.input_dropout_mask).reshape(steps, batch, -1)
+    dx[steps] = _input_grad(flat, cache.kernel, cache.input_dropout_mask).reshape(
+        dx[steps].shape)
+    return dkernel, drecurrent
+
+
+def _parameter_grads(
+    cache: LSTMCache, dgates: np.ndarray, dx: np.ndarray, partial: list
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """dx, dW, dU and db in Keras layouts: dW and dU summed over the chunks' parts in time
+    order, db over dL/dz of all steps (T, B, 4u)."""
+    dkernel = sum_in_order(part[0] for part in partial)
+    drecurrent = sum_in_order(part[1] for part in partial)
     if cache.go_backwards:
         dx = dx[::-1]
+    flat = dgates.reshape(-1, dgates.shape[-1])
     dbias = _keras_columns(flat.sum(axis=0)[None])[0] if cache.has_bias else None
     dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
     return dx, _keras_columns(dkernel), _keras_columns(drecurrent), dbias
 
 
-def _input_projection(inputs: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """x_t·W of every step, gate-major (4, T, B, u), from inputs (T, B, in) or per gate
-    (4, T, B, in). Written gate-major straight away (four matmuls, once per call), so no
-    (T, B, 4u) buffer is allocated and page-faulted on every call just to be copied."""
-    *_, steps, batch, in_dim = inputs.shape
-    units = kernel.shape[1] // 4
-    gates = np.empty((4, steps * batch, units), kernel.dtype)
-    matmul(inputs.reshape(*inputs.shape[:-3], -1, in_dim), _gate_major(kernel), out=gates)
-    return gates.reshape(4, steps, batch, units)
+def _input_projection(inputs: np.ndarray, kernel: np.ndarray, out: np.ndarray) -> None:
+    """x_t·W of some steps into `out` (4, T'·B, u), gate-major, from inputs (T', B, in) or per
+    gate (4, T', B, in): written gate-major straight away, with no (T', B, 4u) buffer to
+    allocate, page-fault and copy."""
+    in_dim = inputs.shape[-1]
+    matmul(inputs.reshape(*inputs.shape[:-3], -1, in_dim), _gate_major(kernel), out=out)
 
 
 def _columns_grad(rows: np.ndarray, dz: np.ndarray) -> np.ndarray:

@@ -100,6 +100,10 @@ def for_each_piece(work: Callable[[int], object], count: int, threads: int | Non
     try:
         try:
             claim_and_run()
+            # Every piece is claimed: a helper still queued (behind a `BehindLoop` part, say)
+            # would find none, so it is not waited for.
+            for future in futures:
+                future.cancel()
         except Exception as error:   # noqa: BLE001 - raised below, after the other pieces
             errors.append(error)
     finally:
@@ -108,9 +112,73 @@ def for_each_piece(work: Callable[[int], object], count: int, threads: int | Non
         raise errors[0]
 
 
+class BehindLoop:
+    """Parts of a loop's by-products, each computed on the pool as soon as the loop has made what
+    it needs, while the loop goes on: the recurrences' weight and input gradients of the steps
+    the backward time loop has finished, whose large products would otherwise wait for the
+    sequential loop's end while the other cores idle through it.
+
+    `work(index)` computes part `index` and returns its result; the caller says `ready(index)`
+    when the loop has made that part's inputs, and `finish()` computes the parts not handed out
+    on this thread (the loop is over: they would only wait for a pool thread) and returns every
+    result in index order. The parts never depend on the thread count, and on one thread
+    `ready` runs the part at once, so results are the same for any thread count. `finish` must
+    be called, also when the loop raises (use it in a `with` block): it waits for every part,
+    so nothing is still writing when the caller goes on.
+    """
+
+    def __init__(self, work: Callable[[int], object], count: int) -> None:
+        self.work, self.count = work, count
+        self.results: dict[int, object] = {}
+        self.futures: dict[int, object] = {}
+        self.pooled = thread_count() > 1 and not getattr(_in_worker, "active", False)
+
+    def ready(self, index: int) -> None:
+        if not self.pooled:
+            self.results[index] = self.work(index)
+            return
+        try:
+            self.futures[index] = _executor().submit(self.work, index)
+        except RuntimeError:   # the interpreter is shutting down
+            self.results[index] = self.work(index)
+
+    def wait(self, index: int) -> object:
+        """Part `index`'s result once it is done: computed here if it was not handed out."""
+        if index in self.futures:
+            future = self.futures.pop(index)
+            errors = _wait([future])
+            if errors:
+                raise errors[0]
+            self.results[index] = future.result()
+        elif index not in self.results:
+            self.results[index] = self.work(index)
+        return self.results[index]
+
+    def finish(self) -> list:
+        try:
+            for index in range(self.count):
+                if index not in self.results and index not in self.futures:
+                    self.results[index] = self.work(index)
+        finally:
+            errors = _wait(list(self.futures.values()))
+        if errors:
+            raise errors[0]
+        self.results.update((index, future.result()) for index, future in self.futures.items())
+        self.futures.clear()
+        return [self.results[index] for index in range(self.count)]
+
+    def __enter__(self) -> BehindLoop:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self.futures:   # the loop raised before `finish`: wait, keep the loop's error
+            _wait(list(self.futures.values()))
+
+
 def _wait(futures: list) -> list[BaseException]:
     """Wait for every future, through Ctrl-C too (re-raised once all are done); their errors."""
     interrupted = None
+    futures = [future for future in futures if not future.cancelled()]
     for future in futures:
         while True:
             try:

@@ -35,6 +35,32 @@ def time_major(x: np.ndarray, mask: np.ndarray | None, dtype: np.dtype,
     return x_tm, keep
 
 
+# Products apart from the time loop (`step_chunks`) of fewer floating-point operations than this
+# are one part; larger ones are cut into at most `MAX_CHUNKS` parts of consecutive steps, each
+# computed on another core while the loop goes on.
+MIN_CHUNKED_FLOPS = 32_000_000
+MAX_CHUNKS = 8
+
+
+def step_chunks(steps: int, step_flops: int) -> list[slice]:
+    """How a recurrence cuts its steps for the products it can compute apart from the time loop
+    (the input projection ahead of the forward loop, the weight and input gradients behind the
+    backward one), from the shapes alone: [slice(start, stop), ...] in time order. `step_flops`
+    is those products' floating-point operations per step."""
+    count = 1 if steps * step_flops < MIN_CHUNKED_FLOPS else min(MAX_CHUNKS, steps)
+    bounds = [steps * index // count for index in range(count + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def sum_in_order(parts) -> np.ndarray:
+    """The sum of arrays in the order given (the same rounding for any thread count)."""
+    parts = iter(parts)
+    total = next(parts).copy()
+    for part in parts:
+        total += part
+    return total
+
+
 def output_grad(dy: np.ndarray, return_sequences: bool, steps: int,
                 dtype: np.dtype) -> np.ndarray:
     """dL/d(output) as one (T, B, u) array in processing order (zeros but the last step without
