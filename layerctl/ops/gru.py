@@ -16,8 +16,9 @@ reused at every step: 2-D ((B, in) for x_t, (B, u) for h) shared by the gates, o
 one per gate, as Keras draws them once recurrent_dropout > 0.
 
 Layout as in `layerctl.ops.lstm`: gate-major (3, T, B, u) in Keras's order [z, r, h] (the σ gates
-first). The input projection of all steps is one batched matmul before the loop, and dx, dW, dU
-one each after the backward loop; the loops do h·U and gate arithmetic into preallocated buffers.
+first). The input projection of all steps is one batched matmul before the loop; dx, dW, dU are
+computed in parts of consecutive steps on another core while the backward loop goes on, as the
+LSTM's are; the loops do h·U and gate arithmetic into preallocated buffers.
 The final state is `cache.hidden[-1]` (the carried h after the last processed step).
 """
 

@@ -19,9 +19,10 @@ NumPy on column slices is about twice as slow. The weights, though, keep Keras's
 call over all four gates: per step one h_{t-1}·U (B, u)·(u, 4u) forward and one dz·Uᵀ
 (B, 4u)·(4u, u) backward. A batched (4, B, u) matmul would make four small BLAS calls, each
 waking and syncing BLAS's threads, which costs more than the arithmetic when the cores are
-shared. Outside the loops: the input projection of all steps, written gate-major straight into
-the gates buffer, before the forward loop, and dx, dW, dU one matmul each after the backward
-loop. The layout changes ride on passes that are needed anyway: a step's (B, 4u) h·U is added
+shared. Outside the loops, in parts of consecutive steps (`step_chunks`) that another core
+computes while the loop runs on (`BehindLoop`): the input projection, written gate-major
+straight into the gates buffer, ahead of the forward loop, and dx, dW, dU of the steps the
+backward loop has finished, behind it. The layout changes ride on passes that are needed anyway: a step's (B, 4u) h·U is added
 into its gate-major slabs through a strided view, and the backward's last multiply writes the
 step's dz into a (T, B, 4u) buffer that the matmuls read.
 With the default activations the σ columns of the weights are pre-halved, so one tanh over all
