@@ -22,9 +22,9 @@ waking and syncing BLAS's threads, which costs more than the arithmetic when the
 shared. Outside the loops, in parts of consecutive steps (`step_chunks`) that another core
 computes while the loop runs on (`BehindLoop`): the input projection, written gate-major
 straight into the gates buffer, ahead of the forward loop, and dx, dW, dU of the steps the
-backward loop has finished, behind it. The layout changes ride on passes that are needed anyway: a step's (B, 4u) h·U is added
-into its gate-major slabs through a strided view, and the backward's last multiply writes the
-step's dz into a (T, B, 4u) buffer that the matmuls read.
+backward loop has finished, behind it. The layout changes ride on passes that are needed
+anyway: a step's (B, 4u) h·U is added into its gate-major slabs through a strided view, and the
+backward's last multiply writes the step's dz into a (T, B, 4u) buffer that the matmuls read.
 With the default activations the σ columns of the weights are pre-halved, so one tanh over all
 of z gives every gate (σ(z) = (1 + tanh(z/2))/2).
 """

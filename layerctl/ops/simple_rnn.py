@@ -4,8 +4,9 @@ Weights use Keras's layout: kernel (in, u), recurrent_kernel (u, u), bias (u,). 
 h_t = φ(x_t·W + b + h_{t-1}·U) with φ = activation (None = linear). Masks, go_backwards,
 zero_output_for_mask and the dropout masks ((B, in) on x_t, (B, u) on h_{t-1}, drawn once per
 call and reused at every step) behave as in `layerctl.ops.lstm`. The input projection of all
-steps is one matmul before the loop; dx, dW and dU one each after the backward loop. The final
-state is `cache.hidden[-1]`.
+steps is one matmul before the loop; dx, dW and dU are computed in parts of consecutive steps on
+another core while the backward loop goes on (as the LSTM's are). The final state is
+`cache.hidden[-1]`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from layerctl.ops.blas import matmul
+from layerctl.ops.parallel import BehindLoop
 from layerctl.ops.recurrent import (
     activate,
     activation_grad,
@@ -23,6 +25,8 @@ from layerctl.ops.recurrent import (
     needs_pre_activations,
     output_grad,
     outputs,
+    step_chunks,
+    sum_in_order,
     time_major,
 )
 
@@ -128,32 +132,51 @@ def simple_rnn_backward_states(cache: SimpleRNNCache, dy: np.ndarray,
     if final_state_grads is not None:
         dh += final_state_grads[0]
     pre = cache.pre_activations
-    for t in range(steps - 1, -1, -1):
-        total = dh + dy_tm[t]
-        keep = None if cache.keep is None else cache.keep[t]
-        dh_fresh = total if keep is None else total * keep
-        activation_grad(cache.activation, None if pre is None else pre[t], cache.activated[t],
-                        dh_fresh, out=da[t])
-        through = matmul(da[t], kernel_t)
-        if mask is not None:
-            through *= mask
-        if keep is not None:
-            # A masked step carries h; with zero_output_for_mask it outputs 0, so its dy does
-            # not reach h.
-            carried = dh if cache.zero_output_for_mask else total
-            through += carried * (1 - keep)
-        dh = through
-    flat = da.reshape(-1, units)
     in_dim = cache.kernel.shape[0]
-    dkernel = matmul(cache.inputs.reshape(-1, in_dim).T, flat)
-    hidden = cache.hidden[:-1]
-    if mask is not None:
-        hidden = hidden * mask
-    drecurrent = matmul(hidden.reshape(-1, units).T, flat)
-    dx = matmul(flat, cache.kernel.T).reshape(steps, batch, in_dim)
-    if cache.input_dropout_mask is not None:
-        dx *= cache.input_dropout_mask
+    chunks = step_chunks(steps, 2 * batch * units * (2 * in_dim + units))   # dW, dx, dU
+    dx = np.empty(cache.inputs.shape, dtype)   # (T, B, in), processing order
+    with BehindLoop(lambda c: _chunk_grads(cache, da, chunks[c], dx), len(chunks)) as parts:
+        waiting = len(chunks) - 1   # the chunks finish last first: the loop runs back in time
+        for t in range(steps - 1, -1, -1):
+            total = dh + dy_tm[t]
+            keep = None if cache.keep is None else cache.keep[t]
+            dh_fresh = total if keep is None else total * keep
+            activation_grad(cache.activation, None if pre is None else pre[t],
+                            cache.activated[t], dh_fresh, out=da[t])
+            through = matmul(da[t], kernel_t)
+            if mask is not None:
+                through *= mask
+            if keep is not None:
+                # A masked step carries h; with zero_output_for_mask it outputs 0, so its dy
+                # does not reach h.
+                carried = dh if cache.zero_output_for_mask else total
+                through += carried * (1 - keep)
+            dh = through
+            if waiting > 0 and t == chunks[waiting].start:
+                parts.ready(waiting)
+                waiting -= 1
+        partial = parts.finish()
+    dkernel = sum_in_order(part[0] for part in partial)
+    drecurrent = sum_in_order(part[1] for part in partial)
     if cache.go_backwards:
         dx = dx[::-1]
-    dbias = flat.sum(axis=0) if cache.has_bias else None
+    dbias = da.reshape(-1, units).sum(axis=0) if cache.has_bias else None
     return np.ascontiguousarray(dx.transpose(1, 0, 2)), dkernel, drecurrent, dbias, (dh,)
+
+
+def _chunk_grads(cache: SimpleRNNCache, da: np.ndarray, steps: slice, dx: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The part of dW and dU from the steps `steps` of dL/d(pre-activation), with their dL/dx
+    written into dx[steps]: one matmul each over those steps' rows."""
+    units, in_dim = da.shape[-1], cache.kernel.shape[0]
+    flat = da[steps].reshape(-1, units)
+    dkernel = matmul(cache.inputs[steps].reshape(-1, in_dim).T, flat)
+    hidden = cache.hidden[steps]   # h_{t-1} of each step t
+    if cache.recurrent_dropout_mask is not None:
+        hidden = hidden * cache.recurrent_dropout_mask
+    drecurrent = matmul(hidden.reshape(-1, units).T, flat)
+    part = matmul(flat, cache.kernel.T).reshape(dx[steps].shape)
+    if cache.input_dropout_mask is not None:
+        part *= cache.input_dropout_mask
+    dx[steps] = part
+    return dkernel, drecurrent
