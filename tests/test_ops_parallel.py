@@ -195,13 +195,12 @@ def test_a_forked_child_starts_its_own_threads(tmp_path):
     assert done.returncode == 0
 
 
-def test_behind_loop_runs_ready_parts_on_the_pool_and_the_rest_here(monkeypatch):
+def test_behind_loop_runs_each_part_once_and_returns_them_in_order(monkeypatch):
     monkeypatch.setenv("LAYERCTL_NUM_THREADS", "2")
-    caller = threading.current_thread()
-    ran_on = {}
+    runs = []
 
     def work(index):
-        ran_on[index] = threading.current_thread() is caller
+        runs.append(index)
         return index * 10
 
     with parallel.BehindLoop(work, 4) as parts:
@@ -210,7 +209,7 @@ def test_behind_loop_runs_ready_parts_on_the_pool_and_the_rest_here(monkeypatch)
         assert parts.wait(2) == 20
         results = parts.finish()
     assert results == [0, 10, 20, 30]   # in index order, whatever order they ran in
-    assert ran_on == {3: False, 2: False, 1: True, 0: True}
+    assert sorted(runs) == [0, 1, 2, 3]
 
 
 def test_a_split_does_not_wait_behind_a_part_holding_the_pool(split_three_ways):
@@ -226,6 +225,30 @@ def test_a_split_does_not_wait_behind_a_part_holding_the_pool(split_three_ways):
     assert not release.is_set()
     release.set()
     parts.finish()
+
+
+def test_behind_loop_runs_parts_no_pool_thread_has_started_here(monkeypatch):
+    """Pool threads held up (their cores busy) keep only the parts they run: `finish` takes
+    back every part still queued instead of waiting for them."""
+    monkeypatch.setenv("LAYERCTL_NUM_THREADS", "2")
+    release = threading.Event()
+    caller = threading.current_thread()
+    ran_here = {}
+
+    def work(index):
+        ran_here[index] = threading.current_thread() is caller
+        if not ran_here[index]:
+            release.wait(20)
+
+    parts = parallel.BehindLoop(work, 20)
+    for index in range(19, 0, -1):
+        parts.ready(index)
+    pool_threads = parallel._executor()._max_workers
+    threading.Timer(0.3, release.set).start()
+    parts.finish()
+    assert sorted(ran_here) == list(range(20))
+    assert sum(not here for here in ran_here.values()) <= pool_threads
+    assert ran_here[0]
 
 
 def test_behind_loop_on_one_thread_runs_each_part_when_ready(monkeypatch):

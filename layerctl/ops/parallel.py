@@ -119,10 +119,11 @@ class BehindLoop:
     sequential loop's end while the other cores idle through it.
 
     `work(index)` computes part `index` and returns its result; the caller says `ready(index)`
-    when the loop has made that part's inputs, and `finish()` computes the parts not handed out
-    on this thread (the loop is over: they would only wait for a pool thread) and returns every
-    result in index order. The parts never depend on the thread count, and on one thread
-    `ready` runs the part at once, so results are the same for any thread count. `finish` must
+    when the loop has made that part's inputs, and `finish()` computes on this thread the parts
+    not handed out or not yet started (the loop is over: they would only wait for a pool thread,
+    whose core may be taken) and returns every result in index order. The parts never depend
+    on the thread count, and on one thread `ready` runs the part at once, so results are the
+    same for any thread count. `finish` must
     be called, also when the loop raises (use it in a `with` block): it waits for every part,
     so nothing is still writing when the caller goes on.
     """
@@ -143,7 +144,10 @@ class BehindLoop:
             self.results[index] = self.work(index)
 
     def wait(self, index: int) -> object:
-        """Part `index`'s result once it is done: computed here if it was not handed out."""
+        """Part `index`'s result once it is done: computed here if it was not handed out, or
+        if no pool thread has started it yet (its core may be busy)."""
+        if index in self.futures and self.futures[index].cancel():
+            del self.futures[index]
         if index in self.futures:
             future = self.futures.pop(index)
             errors = _wait([future])
@@ -157,6 +161,9 @@ class BehindLoop:
     def finish(self) -> list:
         try:
             for index in range(self.count):
+                future = self.futures.get(index)
+                if future is not None and future.cancel():   # not started: a core is busy
+                    del self.futures[index]
                 if index not in self.results and index not in self.futures:
                     self.results[index] = self.work(index)
         finally:
