@@ -50,8 +50,8 @@ from layerctl.graph import predict_in_batches
 from layerctl.layers.convolutional.conv import BaseConvolution
 from layerctl.layers.core import Dense, Dropout
 from layerctl.layers.normalization.batch_normalization import BatchNormalization
-from layerctl.layers.pooling import _MaxPooling
-from layerctl.layers.regularization import _NoiseLayer
+from layerctl.layers.pooling import BaseMaxPooling
+from layerctl.layers.regularization import NoiseLayer
 from layerctl.layers.reshaping import Flatten, Reshape
 from layerctl.ops.blas import can_limit_blas, matmul, one_blas_thread
 from layerctl.ops.conv import TAP_MAJOR_CHANNELS
@@ -309,10 +309,10 @@ class MaxPoolStep:
     samplewise = True
 
     def __init__(self, node: Node, dtype: np.dtype) -> None:
-        from layerctl.ops.pool import _pool_geometry
+        from layerctl.ops.pool import pool_geometry
 
         layer = node.layer
-        self.geometry = _pool_geometry(node.input_shapes[0], *layer._pool_arguments())
+        self.geometry = pool_geometry(node.input_shapes[0], *layer.pool_arguments())
         self.taps = [(slice(None), *slices) for _, slices in self.geometry.taps()]
         self.out = OutputBuffer(tuple(node.output_shape[1:]), dtype)
 
@@ -339,9 +339,9 @@ def compile_step(node: Node, graph) -> Callable[[Any, Any], Any]:
         return DenseStep(node, weights["kernel"], bias, dtype)
     if isinstance(layer, BaseConvolution) and layer.groups == 1 and channels_last:
         return ConvStep(node, weights["kernel"], bias, dtype)
-    if isinstance(layer, _MaxPooling) and channels_last:
+    if isinstance(layer, BaseMaxPooling) and channels_last:
         return MaxPoolStep(node, dtype)
-    if isinstance(layer, Dropout | _NoiseLayer):
+    if isinstance(layer, Dropout | NoiseLayer):
         return IdentityStep()
     if isinstance(layer, BatchNormalization) and _normalizes_last_axis(node):
         return AffineStep(*batch_norm_affine(layer, weights), tuple(node.output_shape[1:]), dtype)

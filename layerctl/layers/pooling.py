@@ -95,17 +95,20 @@ class _Pooling(SingleInputLayer):
             shape[axis] = size
         return tuple(shape)
 
-    def _pool_arguments(self) -> tuple:
+    def pool_arguments(self) -> tuple:
+        """(pool size, strides, padding) as the pooling ops (and inference's steps) take them."""
         return self.pool_tuple(), self.stride_tuple(), self.padding
 
 
-class _MaxPooling(_Pooling):
+class BaseMaxPooling(_Pooling):
+    """What MaxPooling1D, MaxPooling2D and MaxPool share; inference folds relu into it too."""
+
     applies_input_relu: ClassVar[bool] = True   # see Graph._find_relu_pools
 
     def forward(self, weights, x, mask, training, rng):
         from layerctl.ops.pool import max_pool_forward
 
-        y, cache = max_pool_forward(to_channels_last(x, self.data_format), *self._pool_arguments())
+        y, cache = max_pool_forward(to_channels_last(x, self.data_format), *self.pool_arguments())
         y = from_channels_last(y, self.data_format)
         return y, (cache, y)
 
@@ -128,7 +131,7 @@ class _AveragePooling(_Pooling):
         from layerctl.ops.pool import average_pool_forward
 
         y, cache = average_pool_forward(to_channels_last(x, self.data_format),
-                                        *self._pool_arguments())
+                                        *self.pool_arguments())
         return from_channels_last(y, self.data_format), cache
 
     def backward(self, weights, cache, dy):
@@ -151,7 +154,7 @@ def _by_rank(layer: _Pooling, input_shape: Shape, data_format: str,
     return concrete.model_validate(fields).resolve(input_shape, data_format)
 
 
-class MaxPooling1D(_MaxPooling):
+class MaxPooling1D(BaseMaxPooling):
     """Max over windows of `pool_size` steps; input (batch, steps, features)."""
 
     type: Literal["MaxPooling1D", "MaxPool1D"]
@@ -160,7 +163,7 @@ class MaxPooling1D(_MaxPooling):
     spatial_rank = 1
 
 
-class MaxPooling2D(_MaxPooling):
+class MaxPooling2D(BaseMaxPooling):
     """Max over `pool_size` windows of rows × columns; input (batch, rows, cols, channels)."""
 
     type: Literal["MaxPooling2D", "MaxPool2D"]
@@ -169,7 +172,7 @@ class MaxPooling2D(_MaxPooling):
     spatial_rank = 2
 
 
-class MaxPool(_MaxPooling):
+class MaxPool(BaseMaxPooling):
     """MaxPooling1D or MaxPooling2D, chosen by the rank of the input (3 or 4)."""
 
     type: Literal["MaxPool"]

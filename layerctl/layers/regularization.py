@@ -47,7 +47,7 @@ def _infinite_noise(layer: SingleInputLayer) -> SpecError:
                      hint="use a rate below 1")
 
 
-class _NoiseLayer(SingleInputLayer):
+class NoiseLayer(SingleInputLayer):
     """Identity in inference; passes the mask on."""
 
     supports_masking: ClassVar[bool] = True
@@ -56,7 +56,7 @@ class _NoiseLayer(SingleInputLayer):
         return (dy if cache is None else dy * cache), {}
 
 
-class _SpatialDropout(_NoiseLayer):
+class _SpatialDropout(NoiseLayer):
     """Dropout of whole feature maps: one draw per sample and channel, shared by every step or
     pixel, kept maps scaled by 1/(1−rate)."""
 
@@ -102,7 +102,7 @@ class SpatialDropout2D(_SpatialDropout):
     _lower = field_validator("data_format", mode="before")(lower_string)
 
 
-class GaussianNoise(_NoiseLayer):
+class GaussianNoise(NoiseLayer):
     """Training: adds zero-centred Gaussian noise of standard deviation `stddev`."""
 
     type: Literal["GaussianNoise"]
@@ -120,7 +120,7 @@ class GaussianNoise(_NoiseLayer):
         return x + noise, None
 
 
-class GaussianDropout(_NoiseLayer):
+class GaussianDropout(NoiseLayer):
     """Training: multiplies by 1-centred Gaussian noise of standard deviation
     sqrt(rate / (1 − rate)), so the expected value is unchanged."""
 
@@ -141,7 +141,7 @@ class GaussianDropout(_NoiseLayer):
         return x * noise, noise
 
 
-class AlphaDropout(_NoiseLayer):
+class AlphaDropout(NoiseLayer):
     """Training: dropped units become SELU's saturation value α' = −scale·alpha, then
     y = a·x' + b with a = ((1 − rate)(1 + rate·α'²))^−½ and b = −a·α'·rate, which keeps a
     standardized input's mean and variance (Keras 3's formula). `noise_shape` as in Dropout."""
@@ -174,7 +174,7 @@ class AlphaDropout(_NoiseLayer):
         return x * scale + offset, scale
 
 
-class ActivityRegularization(_NoiseLayer):
+class ActivityRegularization(NoiseLayer):
     """The identity, adding l1·Σ|x| + l2·Σx² (per sample: divided by the batch size) to the
     training loss."""
 

@@ -40,7 +40,7 @@ def max_pool_forward(x: np.ndarray, pool_size: IntOrTuple, strides: IntOrTuple |
 
     Raises ValueError with Keras's text when an output axis would be empty.
     """
-    geometry = _pool_geometry(x.shape, pool_size, strides, padding)
+    geometry = pool_geometry(x.shape, pool_size, strides, padding)
     lowest = -np.inf if np.issubdtype(x.dtype, np.inexact) else np.iinfo(x.dtype).min
     x_padded = geometry.pad(x, lowest)
     taps = [(slice(None), *slices) for _, slices in geometry.taps()]
@@ -110,7 +110,7 @@ def max_pool_backward(cache: tuple, dy: np.ndarray) -> np.ndarray:
 def average_pool_forward(x: np.ndarray, pool_size: IntOrTuple, strides: IntOrTuple | None = None,
                          padding: str = "valid") -> tuple[np.ndarray, tuple]:
     """Mean over windows of x (B, *spatial, C), padding cells left out of each mean."""
-    geometry = _pool_geometry(x.shape, pool_size, strides, padding)
+    geometry = pool_geometry(x.shape, pool_size, strides, padding)
     x_padded = geometry.pad(x, 0)
     taps = [(slice(None), *slices) for _, slices in geometry.taps()]
     y = np.empty((x.shape[0], *geometry.out, *x.shape[1 + len(geometry.out):]), x.dtype)
@@ -179,7 +179,7 @@ def _inverse_counts(geometry: Geometry, ndim: int, dtype: np.dtype) -> np.ndarra
     return scale.astype(dtype)
 
 
-def _pool_geometry(x_shape: tuple[int, ...], pool_size: IntOrTuple,
+def pool_geometry(x_shape: tuple[int, ...], pool_size: IntOrTuple,
                    strides: IntOrTuple | None, padding: str) -> Geometry:
     """Window geometry of a pooling op, with Keras's error when an output axis is empty."""
     rank = len(x_shape) - 2
