@@ -101,7 +101,8 @@ class _Pooling(SingleInputLayer):
 
 
 class BaseMaxPooling(_Pooling):
-    """What MaxPooling1D, MaxPooling2D and MaxPool share; inference folds relu into it too."""
+    """What MaxPooling1D, MaxPooling2D and MaxPool share, the gradient of a relu that feeds only
+    them included (see `applies_input_relu`)."""
 
     applies_input_relu: ClassVar[bool] = True   # see Graph._find_relu_pools
 
