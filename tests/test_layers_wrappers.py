@@ -20,6 +20,7 @@ from layerctl.cli import cli
 from layerctl.errors import SpecError
 from layerctl.graph import Graph
 from layerctl.layers import LAYER_TYPES, LSTM, Bidirectional, Conv2D, Dense, TimeDistributed
+from layerctl.layers.wrappers import bidirectional as bidirectional_module
 
 ROOT = Path(__file__).resolve().parent.parent
 MERGE_MODES = ["concat", "sum", "mul", "ave", None]
@@ -293,20 +294,51 @@ def check_outputs(layer, x, *, mask=None, training=False, check_input=True):
         assert_close(dx, numerical_gradient(f, x), "dx")
 
 
+@pytest.fixture(params=["in_turn", "at_once"])
+def directions(request, monkeypatch):
+    """'at_once': the two directions run at the same time whatever their size, as large ones
+    do (the backward one on the pool's thread)."""
+    if request.param == "at_once":
+        monkeypatch.setattr(bidirectional_module, "CONCURRENT_STEP_FLOPS", 0)
+        monkeypatch.setenv("LAYERCTL_NUM_THREADS", "2")
+    return request.param
+
+
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 @pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
 @pytest.mark.parametrize("mode", MERGE_MODES, ids=str)
-def test_bidirectional_gradients(mode, return_sequences, masked):
+def test_bidirectional_gradients(mode, return_sequences, masked, directions):
     layer = bidirectional(lstm(units=3, return_sequences=return_sequences), merge_mode=mode)
     check_outputs(layer, sequences(), mask=padding_mask() if masked else None)
 
 
-def test_bidirectional_gradients_with_another_backward_layer_and_dropout():
+def test_bidirectional_gradients_with_another_backward_layer_and_dropout(directions):
     layer = bidirectional(
         lstm(units=2, return_sequences=True, dropout=0.3),
         backward_layer=lstm(units=3, activation="relu", go_backwards=True,
                             return_sequences=True, recurrent_dropout=0.2))
     check_outputs(layer, sequences(), mask=padding_mask(), training=True)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_directions_at_once_compute_the_same_bits_and_draw_in_order(dropout, monkeypatch):
+    """Running the directions at once changes no number; with dropout they run in turn, so
+    the generator's draws come in the same order and training stays reproducible."""
+    layer = bidirectional(lstm(units=4, return_sequences=True, dropout=dropout))
+    x = sequences()
+    weights = init_layer_weights(layer, x.shape, np.random.default_rng(0))
+
+    def run() -> list[np.ndarray]:
+        y, cache = layer.forward(weights, x, padding_mask(), True, np.random.default_rng(1))
+        dx, grads = layer.backward(weights, cache, np.ones_like(y))
+        return [y, dx, *(grads[name] for name in sorted(grads))]
+
+    monkeypatch.setenv("LAYERCTL_NUM_THREADS", "2")
+    in_turn = run()
+    monkeypatch.setattr(bidirectional_module, "CONCURRENT_STEP_FLOPS", 0)
+    at_once = run()
+    for a, b in zip(in_turn, at_once, strict=True):
+        np.testing.assert_array_equal(a, b, strict=True)
 
 
 def test_time_distributed_gradients_dense():
