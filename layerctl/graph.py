@@ -204,23 +204,14 @@ class Graph:
         self.activity_penalty = 0.0
         for node in self.nodes:
             layer = self._layer_for(node)
-            xs = [values[s] for s in node.inputs]
-            ms = [masks[s] for s in node.inputs]
-            x_in, m_in = (xs, ms) if node.list_input else (xs[0], ms[0])
+            x_in, m_in = node.arguments(values, masks)
             weights = self.layer_weights(node)
             layer_rng = self.layer_rngs.get(node.owner, rng)
             y, cache = layer.forward(weights, x_in, m_in, training, layer_rng)
             if training and hasattr(layer, "state_updates"):
                 for name, value in layer.state_updates(weights, cache, training).items():
                     weights[name][...] = value
-            mask = layer.output_mask(x_in, m_in)
-            if len(node.output_shapes) == 1:
-                values[node.name], masks[node.name] = y, mask
-            else:
-                mask = mask if isinstance(mask, list | tuple) else [mask] * len(y)
-                for k, (y_k, mask_k) in enumerate(zip(y, mask, strict=True)):
-                    ref = node.name if k == 0 else f"{node.name}.{k}"
-                    values[ref], masks[ref] = y_k, mask_k
+            node.keep_outputs(y, layer.output_mask(x_in, m_in), values, masks)
             self._caches[node.name] = cache
             activity = getattr(layer, "activity_regularizer", None)
             if activity is not None:  # Keras divides the penalty by the batch size
@@ -282,7 +273,7 @@ class Graph:
         """dy for a node: an array, or for several outputs a list (zeros where unused)."""
         if len(node.output_shapes) == 1:
             return upstream.pop(node.name, None)
-        refs = [node.name if k == 0 else f"{node.name}.{k}" for k in range(len(node.output_shapes))]
+        refs = list(node.output_refs)
         dys = [upstream.pop(ref, None) for ref in refs]
         if all(d is None for d in dys):
             return None

@@ -81,7 +81,7 @@ class Predictor:
         self.sample_bytes = largest_output_bytes(self.prefix, graph.dtype)
         # what the whole-batch part (or the caller) reads from the sub-batched one
         needed = {ref for node in self.suffix for ref in node.inputs} | set(self.plan.outputs)
-        self.crossing = [ref for node in self.prefix for ref in output_refs(node) if ref in needed]
+        self.crossing = [ref for node in self.prefix for ref in node.output_refs if ref in needed]
 
     def __call__(self, x: Any) -> Any:
         inputs = self.graph.prepare_input(x)
@@ -134,24 +134,11 @@ class Predictor:
         steps = self._steps()
         values = dict(values)
         masks: dict[str, Any] = dict.fromkeys(values)
-        for node in nodes:
-            xs = [values[s] for s in node.inputs]
-            ms = [masks[s] for s in node.inputs]
-            x_in, m_in = (xs, ms) if node.list_input else (xs[0], ms[0])
+        for node in nodes:   # as Graph.forward, through the compiled steps
+            x_in, m_in = node.arguments(values, masks)
             y = steps[node.name](x_in, m_in)
-            mask = node.layer.output_mask(x_in, m_in)
-            if len(node.output_shapes) == 1:
-                y, mask = [y], [mask]
-            elif not isinstance(mask, list | tuple):
-                mask = [mask] * len(y)
-            for ref, y_k, mask_k in zip(output_refs(node), y, mask, strict=True):
-                values[ref], masks[ref] = y_k, mask_k
+            node.keep_outputs(y, node.layer.output_mask(x_in, m_in), values, masks)
         return values
-
-
-def output_refs(node: Node) -> list[str]:
-    """The references of a node's outputs: `name`, then `name.1`, `name.2`, ..."""
-    return [node.name if k == 0 else f"{node.name}.{k}" for k in range(len(node.output_shapes))]
 
 
 # ---- steps ------------------------------------------------------------------------------------

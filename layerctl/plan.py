@@ -16,6 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from layerctl.blocks import Entry, Expander, Scope, split_ref
 from layerctl.errors import Location, Problem, SpecError, did_you_mean
@@ -65,6 +66,30 @@ class Node:
     def list_input(self) -> bool:
         """Whether the layer's forward takes a list of inputs."""
         return self.layer.takes_list(len(self.inputs))
+
+    @property
+    def output_refs(self) -> tuple[str, ...]:
+        """The references of the node's outputs: `name`, then `name.1`, `name.2`, ..."""
+        return tuple(self.name if k == 0 else f"{self.name}.{k}"
+                     for k in range(len(self.output_shapes)))
+
+    def arguments(self, values: dict[str, Any], masks: dict[str, Any]) -> tuple[Any, Any]:
+        """(x, mask) as the layer's forward takes them, read by reference from `values` and
+        `masks`: lists for a layer taking a list, else its one input's."""
+        xs = [values[s] for s in self.inputs]
+        ms = [masks[s] for s in self.inputs]
+        return (xs, ms) if self.list_input else (xs[0], ms[0])
+
+    def keep_outputs(self, y: Any, mask: Any, values: dict[str, Any],
+                     masks: dict[str, Any]) -> None:
+        """Store the layer's output (an array, or one per output) and its mask (one for all
+        outputs, or one each) under the node's output references."""
+        if len(self.output_shapes) == 1:
+            values[self.name], masks[self.name] = y, mask
+            return
+        mask = mask if isinstance(mask, list | tuple) else [mask] * len(y)
+        for ref, y_k, mask_k in zip(self.output_refs, y, mask, strict=True):
+            values[ref], masks[ref] = y_k, mask_k
 
     @property
     def shared(self) -> bool:
@@ -394,9 +419,9 @@ def _place_all(spec, entries, order, inputs, marks, problems):
                 "not support masking: the mask is dropped and later layers will not see it",
                 _layer_location(marks, entry.path), severity="warning", code="LC201"))
         built[node.name] = node
-        for k, shape in enumerate(node.output_shapes):
-            ref = node.name if k == 0 else f"{node.name}.{k}"
-            shapes[ref], masked[ref] = shape, node.output_masks[k]
+        for ref, shape, mask in zip(node.output_refs, node.output_shapes, node.output_masks,
+                                    strict=True):
+            shapes[ref], masked[ref] = shape, mask
         nodes.append(node)
     return nodes, warnings
 

@@ -144,7 +144,7 @@ def _build_scope(keras, nodes: list[Node], prefix: str, tensors: dict, layers: d
             result = layer(sources if node.list_input else sources[0])
         results = result if isinstance(result, list | tuple) else [result]
         for k, value in enumerate(results):
-            tensors[node.name if k == 0 else f"{node.name}.{k}"] = value
+            tensors[node.output_refs[k]] = value
 
 
 def _call_instance(keras, instance: str, members: list[Node], tensors: dict,

@@ -112,7 +112,7 @@ def _convert_layers(g: OnnxGraph, plan: Plan,
                               node.name in wanted)
         ys = list(y) if isinstance(y, list | tuple) else [y]
         for k, tensor in enumerate(ys):
-            ref = node.name if k == 0 else f"{node.name}.{k}"
+            ref = node.output_refs[k]
             if k and ref not in g._taken:
                 g.reserve(ref)
             if not (_produced(g, tensor, values) and g.rename_output(tensor, ref)):
