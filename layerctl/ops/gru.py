@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from layerctl.ops.blas import matmul
-from layerctl.ops.parallel import BehindLoop
 from layerctl.ops.recurrent import (
+    StepParts,
     activate,
     activation_grad,
     compute_dtype,
@@ -41,8 +41,6 @@ from layerctl.ops.recurrent import (
     one_step,
     output_grad,
     outputs,
-    step_chunks,
-    sum_in_order,
     time_major,
 )
 
@@ -233,21 +231,21 @@ def gru_backward_states(cache: GRUCache, dy: np.ndarray,
     if final_state_grads is not None:
         dh += final_state_grads[0]
     in_dim = cache.kernel.shape[1]
-    chunks = step_chunks(steps, 2 * batch * 3 * units * (2 * in_dim + units))   # dW, dx, dU
     dx = np.empty(cache.inputs.shape[-3:], dtype)   # (T, B, in), processing order
-    parts = BehindLoop(lambda c: _chunk_grads(cache, dgates, dcandidate, chunks[c], dx),
-                       len(chunks))
-    with parts:
-        return _backward_loop(cache, dy_tm, dh, kernel_t, mask_h, mask_zr, dgates, dcandidate,
-                              dx, chunks, parts)
+    step_flops = 2 * batch * 3 * units * (2 * in_dim + units)   # dW, dx, dU
+    with StepParts(steps, step_flops,
+                   lambda part: _chunk_grads(cache, dgates, dcandidate, part, dx)) as parts:
+        dh = _backward_loop(cache, dy_tm, dh, kernel_t, mask_h, mask_zr, dgates, dcandidate,
+                            parts)
+        dkernel, drecurrent = parts.sums()
+    return (*_parameter_grads(cache, dgates, dcandidate, dx, dkernel, drecurrent), (dh,))
 
 
-def _backward_loop(cache, dy_tm, dh, kernel_t, mask_h, mask_zr, dgates, dcandidate, dx, chunks,
-                   parts):
-    """The backward time loop; the finished chunks' parameter gradients go to `parts`."""
+def _backward_loop(cache, dy_tm, dh, kernel_t, mask_h, mask_zr, dgates, dcandidate, parts):
+    """The backward time loop, filling dgates and dcandidate and handing each finished part of
+    the steps to `parts`; returns dL/dh0."""
     steps = dgates.shape[1]
     pre = cache.pre_activations
-    waiting = len(chunks) - 1   # the chunks finish last first: the loop runs back in time
     for t in range(steps - 1, -1, -1):
         total = dh + dy_tm[t]
         keep = None if cache.keep is None else cache.keep[t]
@@ -282,11 +280,8 @@ def _backward_loop(cache, dy_tm, dh, kernel_t, mask_h, mask_zr, dgates, dcandida
             carried = dh if cache.zero_output_for_mask else total
             through += carried * (1 - keep)
         dh = through + direct
-        if waiting > 0 and t == chunks[waiting].start:
-            parts.ready(waiting)
-            waiting -= 1
-    partial = parts.finish()
-    return (*_parameter_grads(cache, dgates, dcandidate, dx, partial), (dh,))
+        parts.done_from(t)
+    return dh
 
 
 def _chunk_grads(cache: GRUCache, dgates: np.ndarray, dcandidate: np.ndarray, steps: slice,
@@ -322,12 +317,10 @@ def _chunk_grads(cache: GRUCache, dgates: np.ndarray, dcandidate: np.ndarray, st
 
 
 def _parameter_grads(cache: GRUCache, dgates: np.ndarray, dcandidate: np.ndarray,
-                     dx: np.ndarray, partial: list):
-    """dx, dW, dU and db in Keras layouts: dW and dU summed over the chunks' parts in time
-    order, db over the gradients of all steps."""
+                     dx: np.ndarray, dkernel: np.ndarray, drecurrent: np.ndarray):
+    """dx, dW, dU (from gate blocks and processing order) and db (over the gradients of all
+    steps) in Keras's layouts."""
     units = dgates.shape[-1]
-    dkernel = sum_in_order(part[0] for part in partial)
-    drecurrent = sum_in_order(part[1] for part in partial)
     if cache.go_backwards:
         dx = dx[::-1]
     dbias = None

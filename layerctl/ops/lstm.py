@@ -36,19 +36,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from layerctl.ops.blas import matmul
-from layerctl.ops.parallel import BehindLoop
 from layerctl.ops.recurrent import FAST as _FAST
-from layerctl.ops.recurrent import activate as _activate
-from layerctl.ops.recurrent import activation_grad as _activation_grad
-from layerctl.ops.recurrent import compute_dtype as _compute_dtype
 from layerctl.ops.recurrent import (
+    StepParts,
     dropout_mask,
     output_grad,
     outputs,
-    step_chunks,
-    sum_in_order,
     time_major,
 )
+from layerctl.ops.recurrent import activate as _activate
+from layerctl.ops.recurrent import activation_grad as _activation_grad
+from layerctl.ops.recurrent import compute_dtype as _compute_dtype
 from layerctl.ops.recurrent import one_step as _one_step
 
 # Keras gate block of each internal gate: internal order [i, f, o, c] from Keras's [i, f, c, o].
@@ -123,23 +121,20 @@ def lstm_forward(
     projection = kernel * scale
     gate_bias = None if bias is None else _gate_major(
         _internal_columns(np.asarray(bias)[None], dtype) * scale)[:, None]
-    chunks = step_chunks(steps, 2 * batch * in_dim * 4 * units)
 
-    def project(chunk: int) -> None:
-        part = chunks[chunk]
+    def project(part: slice) -> None:
         rows = slice(part.start * batch, part.stop * batch)
         _input_projection(inputs[..., part, :, :], projection, out=gate_rows[:, rows])
         if gate_bias is not None:
             gates[:, part] += gate_bias
 
-    with BehindLoop(project, len(chunks)) as ahead:   # the later chunks on another core
-        for chunk in range(1, len(chunks)):
-            ahead.ready(chunk)
+    with StepParts(steps, 2 * batch * in_dim * 4 * units, project) as projected:
+        projected.ahead()   # the later steps' projections on another core
         states = _forward_loop(
             gates, recurrent_kernel * scale, rec_mask, keep, activation, recurrent_activation,
-            halve, initial_state, (ahead, {part.start: c for c, part in enumerate(chunks)}),
+            halve, initial_state, projected,
         )  # fmt: skip
-        ahead.finish()
+        projected.finish()
     cache = LSTMCache(
         inputs, kernel, recurrent_kernel, bias is not None, gates, *states,
         None if keep is None else keep.astype(dtype), in_mask, rec_mask,
@@ -157,11 +152,11 @@ def _forward_loop(
     recurrent_activation: str | None,
     halved: bool,
     initial_state: tuple[np.ndarray, np.ndarray] | None = None,
-    projection: tuple[BehindLoop, dict[int, int]] | None = None,
+    projected: StepParts | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """The time loop. gates (4, T, B, u) holds x_t·W + b, is completed with h_{t-1}·U and
-    activated in place. With `projection` (the parts computing x_t·W + b, and the chunk that
-    starts at each step) the loop waits for each chunk before its first step.
+    activated in place. With `projected` (the parts computing x_t·W + b) the loop waits for
+    each part before its first step.
 
     Returns (pre-activations or None, carried c, candidate c or None, φ(candidate c), carried h).
     """
@@ -178,8 +173,8 @@ def _forward_loop(
         hidden[0], cell[0] = initial_state
     dropout_mask = _one_step(dropout_mask)
     for t in range(steps):
-        if projection is not None and t in projection[1]:
-            projection[0].wait(projection[1][t])
+        if projected is not None:
+            projected.before(t)
         z = gates[:, t]
         if t or initial_state is not None:  # a zero h_0 contributes nothing
             _times_recurrent(hidden[t], recurrent_kernel, dropout_mask, out=recurrent)
@@ -249,21 +244,17 @@ def lstm_backward_states(
         dh += final_state_grads[0]
         dc += final_state_grads[1]
     in_dim = cache.kernel.shape[0]
-    chunks = step_chunks(steps, 2 * batch * 4 * units * (2 * in_dim + units))   # dW, dx, dU
     dx = np.empty(cache.inputs.shape[-3:], dtype)   # (T, B, in), processing order
-    parts = BehindLoop(lambda c: _chunk_grads(cache, dgates, chunks[c], dx), len(chunks))
-    with parts:
-        waiting = len(chunks) - 1   # the chunks finish last first: the loop runs back in time
+    step_flops = 2 * batch * 4 * units * (2 * in_dim + units)   # dW, dx, dU
+    with StepParts(steps, step_flops, lambda part: _chunk_grads(cache, dgates, part, dx)) as parts:
         for t in range(steps - 1, -1, -1):
             passed, dc = _backward_step(cache, t, dh, dc, dy_tm[t], scratch, dgates[t])
             dh = _times_recurrent_t(dgates[t], kernel_t, mask)
             if passed is not None:
                 dh += passed
-            if waiting > 0 and t == chunks[waiting].start:
-                parts.ready(waiting)
-                waiting -= 1
-        partial = parts.finish()
-    return (*_parameter_grads(cache, dgates, dx, partial), (dh, dc))
+            parts.done_from(t)
+        dkernel, drecurrent = parts.sums()
+    return (*_parameter_grads(cache, dgates, dx, dkernel, drecurrent), (dh, dc))
 
 
 def _times_recurrent_t(
@@ -329,12 +320,11 @@ def _chunk_grads(cache: LSTMCache, dgates: np.ndarray, steps: slice, dx: np.ndar
 
 
 def _parameter_grads(
-    cache: LSTMCache, dgates: np.ndarray, dx: np.ndarray, partial: list
+    cache: LSTMCache, dgates: np.ndarray, dx: np.ndarray, dkernel: np.ndarray,
+    drecurrent: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """dx, dW, dU and db in Keras layouts: dW and dU summed over the chunks' parts in time
-    order, db over dL/dz of all steps (T, B, 4u)."""
-    dkernel = sum_in_order(part[0] for part in partial)
-    drecurrent = sum_in_order(part[1] for part in partial)
+    """dx, dW, dU (from internal order and processing order) and db (over dL/dz of all steps,
+    (T, B, 4u)) in Keras's layouts."""
     if cache.go_backwards:
         dx = dx[::-1]
     flat = dgates.reshape(-1, dgates.shape[-1])

@@ -123,9 +123,9 @@ class BehindLoop:
     not handed out or not yet started (the loop is over: they would only wait for a pool thread,
     whose core may be taken) and returns every result in index order. The parts never depend
     on the thread count, and on one thread `ready` runs the part at once, so results are the
-    same for any thread count. `finish` must
-    be called, also when the loop raises (use it in a `with` block): it waits for every part,
-    so nothing is still writing when the caller goes on.
+    same for any thread count. `finish` must be called, also when the loop raises (use it in a
+    `with` block): it waits for every part, so nothing is still writing when the caller goes
+    on.
     """
 
     def __init__(self, work: Callable[[int], object], count: int) -> None:
@@ -144,35 +144,38 @@ class BehindLoop:
             self.results[index] = self.work(index)
 
     def wait(self, index: int) -> object:
-        """Part `index`'s result once it is done: computed here if it was not handed out, or
-        if no pool thread has started it yet (its core may be busy)."""
-        if index in self.futures and self.futures[index].cancel():
-            del self.futures[index]
+        """Part `index`'s result once it is done (computed here unless a pool thread has
+        started it)."""
+        self._run_here_unless_started(index)
         if index in self.futures:
-            future = self.futures.pop(index)
-            errors = _wait([future])
-            if errors:
-                raise errors[0]
-            self.results[index] = future.result()
-        elif index not in self.results:
-            self.results[index] = self.work(index)
+            self._collect([index])
         return self.results[index]
 
     def finish(self) -> list:
         try:
             for index in range(self.count):
-                future = self.futures.get(index)
-                if future is not None and future.cancel():   # not started: a core is busy
-                    del self.futures[index]
-                if index not in self.results and index not in self.futures:
-                    self.results[index] = self.work(index)
+                self._run_here_unless_started(index)
         finally:
-            errors = _wait(list(self.futures.values()))
+            self._collect(list(self.futures))
+        return [self.results[index] for index in range(self.count)]
+
+    def _run_here_unless_started(self, index: int) -> None:
+        """Compute part `index` on this thread if it is neither done nor started: not handed
+        out, or still queued (taken back: the pool thread's core may be busy)."""
+        future = self.futures.get(index)
+        if future is not None and future.cancel():
+            del self.futures[index]
+        if index not in self.results and index not in self.futures:
+            self.results[index] = self.work(index)
+
+    def _collect(self, indices: list[int]) -> None:
+        """Wait for the parts `indices` handed out (through Ctrl-C too) and keep their results;
+        the first error is raised once all are done."""
+        futures = [self.futures.pop(index) for index in indices]
+        errors = _wait(futures)
         if errors:
             raise errors[0]
-        self.results.update((index, future.result()) for index, future in self.futures.items())
-        self.futures.clear()
-        return [self.results[index] for index in range(self.count)]
+        self.results.update(zip(indices, (future.result() for future in futures), strict=True))
 
     def __enter__(self) -> BehindLoop:
         return self

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from layerctl import activations
+from layerctl.ops.parallel import BehindLoop
 
 # Activations whose derivative is read off their saved outputs; any other name goes through the
 # layerctl.activations API, which also needs the pre-activations.
@@ -52,6 +53,53 @@ def step_chunks(steps: int, step_flops: int) -> list[slice]:
     count = max(count, 1)
     bounds = [steps * index // count for index in range(count + 1)]
     return [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+class StepParts:
+    """The products a recurrence computes apart from its time loop, in parts of consecutive
+    steps (`step_chunks`) that another core computes while the loop goes on (`BehindLoop`).
+    `work(steps)` computes the part of the steps `steps` (a slice) and returns its result.
+
+    Behind the backward loop, which runs back in time: `done_from(t)`, once step t is done,
+    hands out the part starting at t; the first part, finished last, is left to `sums()` to
+    compute on the loop's own thread, which beats waiting for a pool thread. Ahead of the
+    forward loop: `ahead()` hands out every part but the first, and `before(t)` waits for the
+    part starting at step t (computing it here if no pool thread has started it).
+    """
+
+    def __init__(self, steps: int, step_flops: int, work) -> None:
+        chunks = step_chunks(steps, step_flops)
+        self._starts = {chunk.start: index for index, chunk in enumerate(chunks)}
+        self._parts = BehindLoop(lambda index: work(chunks[index]), len(chunks))
+
+    def __enter__(self) -> StepParts:
+        self._parts.__enter__()
+        return self
+
+    def __exit__(self, *raised) -> None:
+        self._parts.__exit__(*raised)
+
+    def done_from(self, t: int) -> None:
+        index = self._starts.get(t)
+        if index:   # not the first part: see the class docstring
+            self._parts.ready(index)
+
+    def ahead(self) -> None:
+        for index in range(1, self._parts.count):
+            self._parts.ready(index)
+
+    def before(self, t: int) -> None:
+        index = self._starts.get(t)
+        if index is not None:
+            self._parts.wait(index)
+
+    def finish(self) -> list:
+        """Every part's result, in time order, once all are done."""
+        return self._parts.finish()
+
+    def sums(self) -> list[np.ndarray]:
+        """The parts' results, tuples of arrays, summed position by position in time order."""
+        return [sum_in_order(column) for column in zip(*self.finish(), strict=True)]
 
 
 def sum_in_order(parts) -> np.ndarray:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from layerctl.ops.blas import matmul
-from layerctl.ops.parallel import BehindLoop
 from layerctl.ops.recurrent import (
+    StepParts,
     activate,
     activation_grad,
     compute_dtype,
@@ -25,8 +25,6 @@ from layerctl.ops.recurrent import (
     needs_pre_activations,
     output_grad,
     outputs,
-    step_chunks,
-    sum_in_order,
     time_major,
 )
 
@@ -133,10 +131,9 @@ def simple_rnn_backward_states(cache: SimpleRNNCache, dy: np.ndarray,
         dh += final_state_grads[0]
     pre = cache.pre_activations
     in_dim = cache.kernel.shape[0]
-    chunks = step_chunks(steps, 2 * batch * units * (2 * in_dim + units))   # dW, dx, dU
     dx = np.empty(cache.inputs.shape, dtype)   # (T, B, in), processing order
-    with BehindLoop(lambda c: _chunk_grads(cache, da, chunks[c], dx), len(chunks)) as parts:
-        waiting = len(chunks) - 1   # the chunks finish last first: the loop runs back in time
+    step_flops = 2 * batch * units * (2 * in_dim + units)   # dW, dx, dU
+    with StepParts(steps, step_flops, lambda part: _chunk_grads(cache, da, part, dx)) as parts:
         for t in range(steps - 1, -1, -1):
             total = dh + dy_tm[t]
             keep = None if cache.keep is None else cache.keep[t]
@@ -152,12 +149,8 @@ def simple_rnn_backward_states(cache: SimpleRNNCache, dy: np.ndarray,
                 carried = dh if cache.zero_output_for_mask else total
                 through += carried * (1 - keep)
             dh = through
-            if waiting > 0 and t == chunks[waiting].start:
-                parts.ready(waiting)
-                waiting -= 1
-        partial = parts.finish()
-    dkernel = sum_in_order(part[0] for part in partial)
-    drecurrent = sum_in_order(part[1] for part in partial)
+            parts.done_from(t)
+        dkernel, drecurrent = parts.sums()
     if cache.go_backwards:
         dx = dx[::-1]
     dbias = da.reshape(-1, units).sum(axis=0) if cache.has_bias else None
