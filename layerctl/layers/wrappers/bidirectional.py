@@ -214,7 +214,8 @@ class Bidirectional(Wrapper):
         draws = training and any(layer.dropout or layer.recurrent_dropout
                                  for layer in (forward, backward))
         (y, forward_cache), (y_reversed, backward_cache) = self._both(
-            lambda layer: layer.forward(own_weights(weights, layer.name), x, mask, training, rng),
+            lambda _, layer: layer.forward(own_weights(weights, layer.name), x, mask, training,
+                                           rng),
             weights, len(x), draws)
         several = isinstance(y, tuple)  # the inner layers return states too
         y, forward_states = (y[0], list(y[1:])) if several else (y, [])
@@ -230,7 +231,7 @@ class Bidirectional(Wrapper):
         return (tuple([merged] + states) if states else merged), cache
 
     def _both(self, run, weights, batch: int, draws: bool = False) -> list:
-        """[run(forward layer), run(backward layer)]. The two directions are independent, so
+        """[run(0, forward layer), run(1, backward layer)]. The two directions are independent, so
         large ones run at once, the backward one on the pool's thread; each computes exactly
         what it would alone, so the numbers are the same either way. In order, on this thread,
         when their steps are small (threads would mostly wait for each other's Python between
@@ -241,14 +242,11 @@ class Bidirectional(Wrapper):
         results = [None, None]
 
         def run_direction(index: int) -> None:
-            results[index] = run(layers[index])
+            results[index] = run(index, layers[index])
 
         units, gate_width = own_weights(weights, layers[0].name)["recurrent_kernel"].shape
-        if draws or 2 * batch * units * gate_width < CONCURRENT_STEP_FLOPS:
-            for index in range(2):
-                run_direction(index)
-        else:
-            for_each_piece(run_direction, 2)
+        at_once = not draws and 2 * batch * units * gate_width >= CONCURRENT_STEP_FLOPS
+        for_each_piece(run_direction, 2, threads=None if at_once else 1)
         return results
 
     def _merge(self, y: np.ndarray, y_reversed: np.ndarray) -> Any:
@@ -273,10 +271,10 @@ class Bidirectional(Wrapper):
         states = dys[merged:]
         d_forward = [d_y, *states[:state_count]] if several else d_y
         d_backward = [d_reversed, *states[state_count:]] if several else d_reversed
-        caches = {forward.name: (forward_cache, d_forward),
-                  backward.name: (backward_cache, d_backward)}
+        arguments = [(forward_cache, d_forward), (backward_cache, d_backward)]
         (dx, forward_grads), (dx_reversed, backward_grads) = self._both(
-            lambda layer: layer.backward(own_weights(weights, layer.name), *caches[layer.name]),
+            lambda index, layer: layer.backward(own_weights(weights, layer.name),
+                                                *arguments[index]),
             weights, len(d_y))
         return dx + dx_reversed, {**prefixed(forward.name, forward_grads),
                                   **prefixed(backward.name, backward_grads)}
